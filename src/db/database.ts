@@ -1,0 +1,11 @@
+import type { PgDatabase, PgQueryResultHKT } from 'drizzle-orm/pg-core';
+import type * as schema from './schema';
+
+/** Either driver's Drizzle instance: the app only uses what postgres.js and PGlite share. */
+export type Database = PgDatabase<PgQueryResultHKT, typeof schema>;
+
+/** What a runtime entry holds: the database plus how to release it. */
+export type DatabaseHandle = {
+  db: Database;
+  close(): Promise<void>;
+} & ({ driver: 'postgres'; url: string } | { driver: 'pglite' });

@@ -1,0 +1,33 @@
+import type { Config } from './config';
+import type { Database } from './db/database';
+import type { User } from './db/schema';
+import type { ReadAsset } from './lib/docs-assets';
+import type { Logger } from './lib/logger';
+import type { PasswordHasher } from './lib/password-hasher';
+import type { AccessTokenClaims } from './services/tokens';
+
+export interface Clock {
+  now(): Date;
+}
+
+export const systemClock: Clock = { now: () => new Date() };
+
+/** Everything the app needs from its runtime. createApp never reaches for globals, env or the filesystem. */
+export interface AppDeps {
+  db: Database;
+  hasher: PasswordHasher;
+  config: Config;
+  clock: Clock;
+  logger: Logger;
+  /** Reads the /docs and /redoc assets; each runtime knows where its files are. */
+  readAsset: ReadAsset;
+}
+
+export interface AppEnv {
+  Variables: {
+    deps: AppDeps;
+    requestId: string;
+    user: User;
+    claims: AccessTokenClaims;
+  };
+}

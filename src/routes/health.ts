@@ -1,0 +1,32 @@
+import { createRoute, OpenAPIHono, z } from '@hono/zod-openapi';
+import type { AppEnv } from '../deps';
+import { problemResponses } from '../schemas/problem';
+import { checkReadiness } from '../services/readiness';
+
+const StatusSchema = z.object({ status: z.literal('ok') }).openapi('Status');
+
+export const healthRoute = createRoute({
+  method: 'get',
+  path: '/health',
+  tags: ['health'],
+  summary: 'Liveness: the process answers (no database call)',
+  responses: { 200: { description: 'Alive', content: { 'application/json': { schema: StatusSchema } } } },
+});
+
+export const readyRoute = createRoute({
+  method: 'get',
+  path: '/ready',
+  tags: ['health'],
+  summary: 'Readiness: the database answers and every migration is applied',
+  responses: {
+    200: { description: 'Ready for traffic', content: { 'application/json': { schema: StatusSchema } } },
+    ...problemResponses(503),
+  },
+});
+
+export const healthRoutes = new OpenAPIHono<AppEnv>()
+  .openapi(healthRoute, (c) => c.json({ status: 'ok' as const }, 200))
+  .openapi(readyRoute, async (c) => {
+    await checkReadiness(c.var.deps);
+    return c.json({ status: 'ok' as const }, 200);
+  });

@@ -1,0 +1,68 @@
+/**
+ * The Bun entry: `bun run start`. Reads the environment, opens PostgreSQL (DATABASE_URL) or the
+ * embedded PGlite, applies pending migrations, serves the app, and shuts down gracefully.
+ */
+import { createApp } from '../app';
+import { ConfigError, parseConfig } from '../config';
+import { runMigrations } from '../db/migrate';
+import { systemClock } from '../deps';
+import { createLogger } from '../lib/logger';
+import { createBunHasher } from './bun-hasher';
+import { openDatabase } from './open-database';
+import { readAssetFromNodeModules } from './read-asset-fs';
+
+const SHUTDOWN_GRACE_MS = 15_000; // in-flight requests get this long to finish after SIGTERM
+
+async function main() {
+  let parsed: ReturnType<typeof parseConfig>;
+  try {
+    parsed = parseConfig(process.env);
+  } catch (error) {
+    if (!(error instanceof ConfigError)) throw error;
+    console.error(error.message);
+    process.exit(1);
+  }
+  const { config, generatedSecret } = parsed;
+  const logger = createLogger(config.LOG_LEVEL);
+  if (generatedSecret) {
+    logger.warn('SECRET_KEY is not set: using a random key, so tokens will not survive a restart');
+  }
+
+  const database = await openDatabase(config);
+  await runMigrations(database);
+  const hasher = createBunHasher({ cost: config.BCRYPT_COST });
+  const app = createApp({
+    db: database.db,
+    hasher,
+    config,
+    clock: systemClock,
+    logger,
+    readAsset: readAssetFromNodeModules,
+  });
+
+  const server = Bun.serve({ fetch: app.fetch, hostname: config.HOST, port: config.PORT });
+  logger.info('listening', { url: server.url.href, database: database.driver });
+
+  let stopping = false;
+  const shutdown = async (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    logger.info('shutting down', { signal });
+    setTimeout(() => {
+      logger.error('in-flight requests did not finish in time; exiting');
+      process.exit(1);
+    }, SHUTDOWN_GRACE_MS).unref();
+    await server.stop(); // stops accepting, resolves once in-flight requests have finished
+    hasher.close();
+    await database.close();
+    logger.info('stopped');
+    process.exit(0);
+  };
+  process.on('SIGTERM', () => void shutdown('SIGTERM'));
+  process.on('SIGINT', () => void shutdown('SIGINT'));
+}
+
+main().catch((error: unknown) => {
+  console.error(`failed to start: ${error instanceof Error ? error.message : String(error)}`);
+  process.exit(1);
+});

@@ -1,0 +1,15 @@
+import type { Config } from '../config';
+import type { DatabaseHandle } from '../db/database';
+
+/**
+ * PostgreSQL via postgres.js when DATABASE_URL is set, otherwise the embedded PGlite in PGLITE_DIR.
+ * Each driver is imported only when chosen: PGlite's WASM costs memory a PostgreSQL deployment should not pay.
+ */
+export async function openDatabase(config: Pick<Config, 'DATABASE_URL' | 'PGLITE_DIR'>): Promise<DatabaseHandle> {
+  if (config.DATABASE_URL) {
+    const { createPostgresDb } = await import('../db/client-postgres');
+    return createPostgresDb(config.DATABASE_URL);
+  }
+  const { createPgliteDb } = await import('../db/client-pglite');
+  return createPgliteDb(config.PGLITE_DIR);
+}

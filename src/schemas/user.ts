@@ -1,0 +1,50 @@
+import { z } from '@hono/zod-openapi';
+import { ROLES } from '../db/schema';
+
+export const MAX_EMAIL_LENGTH = 254; // RFC 5321 §4.5.3.1.3 path limit, less the angle brackets
+export const MIN_PASSWORD_CHARS = 8; // NIST SP 800-63B §3.1.1.2
+export const MAX_PASSWORD_BYTES = 72; // bcrypt ignores every byte past the 72nd
+
+// C0 controls and DEL: never part of a typed email or password, often a smuggling attempt (NUL truncation).
+// biome-ignore lint/suspicious/noControlCharactersInRegex: matching control characters is the point
+const CONTROL_CHARACTERS = /[\u0000-\u001f\u007f]/;
+const utf8Length = (s: string) => new TextEncoder().encode(s).length;
+
+/** Trimmed and lower-cased before validation, storage and lookup, so `A@B.c ` and `a@b.c` are one account. */
+export const EmailSchema = z
+  .string()
+  .trim()
+  .toLowerCase()
+  .max(MAX_EMAIL_LENGTH, `Email must be at most ${MAX_EMAIL_LENGTH} characters`)
+  .refine((s) => !CONTROL_CHARACTERS.test(s), 'Email must not contain control characters')
+  .pipe(z.email('Invalid email address'))
+  .openapi({ example: 'ada@example.com', format: 'email' });
+
+export const PasswordSchema = z
+  .string()
+  .refine((s) => !CONTROL_CHARACTERS.test(s), 'Password must not contain NUL or other control characters')
+  .refine((s) => [...s].length >= MIN_PASSWORD_CHARS, `Password must be at least ${MIN_PASSWORD_CHARS} characters`)
+  .refine(
+    (s) => utf8Length(s) <= MAX_PASSWORD_BYTES,
+    `Password must be at most ${MAX_PASSWORD_BYTES} bytes in UTF-8 (the bcrypt limit); use a shorter passphrase`,
+  )
+  .openapi({ example: 'correct horse battery staple', minLength: MIN_PASSWORD_CHARS });
+
+export const UserRegisterSchema = z.object({ email: EmailSchema, password: PasswordSchema }).openapi('UserRegister');
+
+export const UserPublicSchema = z
+  .object({
+    id: z.number().int().openapi({ example: 1 }),
+    email: z.string().openapi({ example: 'ada@example.com' }),
+    role: z.enum(ROLES).openapi({ example: 'user' }),
+    disabled: z.boolean().openapi({ example: false }),
+    created_at: z.string().openapi({ format: 'date-time', example: '2026-01-01T12:00:00.000Z' }),
+    last_login_time: z.string().nullable().openapi({ format: 'date-time', example: '2026-01-02T08:30:00.000Z' }),
+  })
+  .openapi('UserPublic');
+
+export type UserPublic = z.infer<typeof UserPublicSchema>;
+
+export const WelcomeSchema = z
+  .object({ message: z.string().openapi({ example: 'Welcome, ada@example.com!' }) })
+  .openapi('Welcome');
