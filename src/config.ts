@@ -14,59 +14,61 @@ const flag = z.preprocess(
     .transform((v) => ['1', 'true', 'yes', 'on'].includes(v)),
 );
 
-export const ConfigSchema = z
-  .object({
-    NODE_ENV: z.preprocess(emptyAsUndefined, z.enum(['development', 'production', 'test']).default('development')),
-    DATABASE_URL: z.preprocess(
-      emptyAsUndefined,
-      z
-        .string()
-        .regex(/^postgres(ql)?:\/\//, 'must be a postgres:// or postgresql:// URL')
-        .optional(),
-    ),
-    PGLITE_DIR: z.preprocess(emptyAsUndefined, z.string().default('./data')),
-    SECRET_KEY: optionalString,
-    ACCESS_TOKEN_EXPIRE_MINUTES: integer(1, 24 * 60).default(30),
-    REFRESH_TOKEN_EXPIRE_DAYS: integer(1, 365).default(14),
-    JWT_ISSUER: z.preprocess(emptyAsUndefined, z.string().default('hono-postgres-auth')),
-    JWT_AUDIENCE: z.preprocess(emptyAsUndefined, z.string().default('hono-postgres-auth')),
-    // bcrypt's cost is a log2 work factor: 4 is the library minimum, 31 the format's maximum.
-    BCRYPT_COST: integer(4, 31).default(12),
-    HOST: z.preprocess(emptyAsUndefined, z.string().default('0.0.0.0')),
-    PORT: integer(0, 65535).default(8000),
-    TRUST_PROXY: flag,
-    CORS_ORIGINS: z.preprocess(
-      emptyAsUndefined,
-      z
-        .string()
-        .default('')
-        .transform((s) =>
-          s
-            .split(',')
-            .map((o) => o.trim())
-            .filter(Boolean),
-        ),
-    ),
-    BODY_LIMIT_BYTES: integer(1024, 16 * 1024 * 1024).default(64 * 1024),
-    REQUEST_TIMEOUT_MS: integer(100, 10 * 60 * 1000).default(10_000),
-    LOG_LEVEL: z.preprocess(emptyAsUndefined, z.enum(LOG_LEVELS).default('info')),
-  })
-  .superRefine((config, ctx) => {
-    const bytes = config.SECRET_KEY === undefined ? 0 : new TextEncoder().encode(config.SECRET_KEY).length;
-    if (config.NODE_ENV === 'production' && bytes < MIN_SECRET_KEY_BYTES) {
-      ctx.addIssue({
-        code: 'custom',
-        path: ['SECRET_KEY'],
-        message: `is required in production and must be at least ${MIN_SECRET_KEY_BYTES} bytes (e.g. \`openssl rand -base64 48\`)`,
-      });
-    } else if (config.SECRET_KEY !== undefined && bytes < MIN_SECRET_KEY_BYTES) {
-      ctx.addIssue({
-        code: 'custom',
-        path: ['SECRET_KEY'],
-        message: `must be at least ${MIN_SECRET_KEY_BYTES} bytes`,
-      });
-    }
-  });
+/** Where the data lives: all that the migration CLI needs. */
+export const DatabaseConfigSchema = z.object({
+  DATABASE_URL: z.preprocess(
+    emptyAsUndefined,
+    z
+      .string()
+      .regex(/^postgres(ql)?:\/\//, 'must be a postgres:// or postgresql:// URL')
+      .optional(),
+  ),
+  PGLITE_DIR: z.preprocess(emptyAsUndefined, z.string().default('./data')),
+});
+
+export const ConfigSchema = DatabaseConfigSchema.extend({
+  NODE_ENV: z.preprocess(emptyAsUndefined, z.enum(['development', 'production', 'test']).default('development')),
+  SECRET_KEY: optionalString,
+  ACCESS_TOKEN_EXPIRE_MINUTES: integer(1, 24 * 60).default(30),
+  REFRESH_TOKEN_EXPIRE_DAYS: integer(1, 365).default(14),
+  JWT_ISSUER: z.preprocess(emptyAsUndefined, z.string().default('hono-postgres-auth')),
+  JWT_AUDIENCE: z.preprocess(emptyAsUndefined, z.string().default('hono-postgres-auth')),
+  // bcrypt's cost is a log2 work factor: 4 is the library minimum, 31 the format's maximum.
+  BCRYPT_COST: integer(4, 31).default(12),
+  HOST: z.preprocess(emptyAsUndefined, z.string().default('0.0.0.0')),
+  PORT: integer(0, 65535).default(8000),
+  TRUST_PROXY: flag,
+  CORS_ORIGINS: z.preprocess(
+    emptyAsUndefined,
+    z
+      .string()
+      .default('')
+      .transform((s) =>
+        s
+          .split(',')
+          .map((o) => o.trim())
+          .filter(Boolean),
+      ),
+  ),
+  BODY_LIMIT_BYTES: integer(1024, 16 * 1024 * 1024).default(64 * 1024),
+  REQUEST_TIMEOUT_MS: integer(100, 10 * 60 * 1000).default(10_000),
+  LOG_LEVEL: z.preprocess(emptyAsUndefined, z.enum(LOG_LEVELS).default('info')),
+}).superRefine((config, ctx) => {
+  const bytes = config.SECRET_KEY === undefined ? 0 : new TextEncoder().encode(config.SECRET_KEY).length;
+  if (config.NODE_ENV === 'production' && bytes < MIN_SECRET_KEY_BYTES) {
+    ctx.addIssue({
+      code: 'custom',
+      path: ['SECRET_KEY'],
+      message: `is required in production and must be at least ${MIN_SECRET_KEY_BYTES} bytes (e.g. \`openssl rand -base64 48\`)`,
+    });
+  } else if (config.SECRET_KEY !== undefined && bytes < MIN_SECRET_KEY_BYTES) {
+    ctx.addIssue({
+      code: 'custom',
+      path: ['SECRET_KEY'],
+      message: `must be at least ${MIN_SECRET_KEY_BYTES} bytes`,
+    });
+  }
+});
 
 export type Config = z.output<typeof ConfigSchema> & { SECRET_KEY: string };
 
@@ -81,17 +83,22 @@ export class ConfigError extends Error {
  * so the caller can warn that tokens will not survive a restart.
  */
 export function parseConfig(source: Record<string, unknown>): { config: Config; generatedSecret: boolean } {
-  const result = ConfigSchema.safeParse(source);
-  if (!result.success) {
-    const lines = result.error.issues.map((issue) => {
-      const key = issue.path.join('.') || '(config)';
-      return `invalid configuration: ${key} ${issue.message}`;
-    });
-    throw new ConfigError(lines.join('\n'));
-  }
-  const generatedSecret = result.data.SECRET_KEY === undefined;
-  const SECRET_KEY = result.data.SECRET_KEY ?? randomSecret();
-  return { config: { ...result.data, SECRET_KEY }, generatedSecret };
+  const parsed = parseWith(ConfigSchema, source);
+  const generatedSecret = parsed.SECRET_KEY === undefined;
+  return { config: { ...parsed, SECRET_KEY: parsed.SECRET_KEY ?? randomSecret() }, generatedSecret };
+}
+
+export function parseDatabaseConfig(source: Record<string, unknown>): z.output<typeof DatabaseConfigSchema> {
+  return parseWith(DatabaseConfigSchema, source);
+}
+
+function parseWith<S extends z.ZodType>(schema: S, source: Record<string, unknown>): z.output<S> {
+  const result = schema.safeParse(source);
+  if (result.success) return result.data;
+  const lines = result.error.issues.map(
+    (issue) => `invalid configuration: ${issue.path.join('.') || '(config)'} ${issue.message}`,
+  );
+  throw new ConfigError(lines.join('\n'));
 }
 
 function randomSecret(): string {

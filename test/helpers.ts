@@ -11,12 +11,18 @@ export const TEST_DATABASE_URL = process.env.TEST_DATABASE_URL || undefined;
 export const TEST_SECRET_KEY = 'test-secret-key-that-is-at-least-32-bytes-long';
 export const TEST_PASSWORD = 'correct horse battery';
 
-let database: Promise<{ handle: DatabaseHandle; drop(): Promise<void> }> | undefined;
+let database: Promise<{ handle: DatabaseHandle; url?: string; drop(): Promise<void> }> | undefined;
 
 /** The one database of this test process, migrated with the real ./drizzle migrations. */
 export async function testDatabase(): Promise<DatabaseHandle> {
   database ??= TEST_DATABASE_URL ? freshPostgresDatabase(TEST_DATABASE_URL) : inMemoryPglite();
   return (await database).handle;
+}
+
+/** The PostgreSQL URL of this run's database (for server processes), or undefined on PGlite. */
+export async function testDatabaseUrl(): Promise<string | undefined> {
+  await testDatabase();
+  return (await database)?.url;
 }
 
 export async function closeTestDatabase(): Promise<void> {
@@ -48,6 +54,7 @@ async function freshPostgresDatabase(adminUrl: string) {
   await runMigrations(handle);
   return {
     handle,
+    url: url.href,
     drop: async () => {
       await admin.unsafe(`drop database if exists "${name}" with (force)`);
       await admin.end();
@@ -148,6 +155,24 @@ export async function expectProblem(res: Response, status: number) {
     typeof body.type !== 'string'
   ) {
     throw new Error(`not an RFC 9457 problem: ${JSON.stringify(body)}`);
+  }
+  return body;
+}
+
+/** The decoded header and payload of a JWT, without verifying it: what any client can read. */
+export function decodeJwt(token: string): { header: Record<string, unknown>; payload: Record<string, unknown> } {
+  const [header, payload] = token
+    .split('.')
+    .slice(0, 2)
+    .map((part) => JSON.parse(Buffer.from(part, 'base64url').toString('utf8')));
+  return { header, payload };
+}
+
+/** A 401 for a bad or missing bearer token: problem+json with the RFC 6750 challenge. */
+export async function expectUnauthorized(res: Response, challenge = 'Bearer error="invalid_token"') {
+  const body = await expectProblem(res, 401);
+  if (res.headers.get('WWW-Authenticate') !== challenge) {
+    throw new Error(`expected WWW-Authenticate: ${challenge}, got ${res.headers.get('WWW-Authenticate')}`);
   }
   return body;
 }

@@ -1,0 +1,61 @@
+import type { Subprocess } from 'bun';
+import { TEST_SECRET_KEY } from './helpers';
+
+const PROJECT_ROOT = new URL('..', import.meta.url).pathname;
+const START_TIMEOUT_MS = 20_000;
+/** For tests that start a server: creating a fresh PGlite directory alone takes about 5 s. */
+export const SERVER_TEST_TIMEOUT_MS = 40_000;
+
+export interface ServerProcess {
+  proc: Subprocess<'ignore', 'pipe', 'pipe'>;
+  url: string;
+  /** Every line the server has written to stdout so far. */
+  lines: string[];
+}
+
+/** Runs a command of this project (e.g. the Bun entry) as a real child process with a test environment. */
+export function spawnProject(args: string[], env: Record<string, string | undefined> = {}) {
+  return Bun.spawn(['bun', ...args], {
+    cwd: PROJECT_ROOT,
+    env: { PATH: process.env.PATH, HOME: process.env.HOME, SECRET_KEY: TEST_SECRET_KEY, LOG_LEVEL: 'info', ...env },
+    stdin: 'ignore',
+    stdout: 'pipe',
+    stderr: 'pipe',
+  });
+}
+
+/** Starts `src/runtimes/bun.ts` on a random loopback port and resolves once it logs that it is listening. */
+export async function startServer(env: Record<string, string | undefined>): Promise<ServerProcess> {
+  const proc = spawnProject(['src/runtimes/bun.ts'], { HOST: '127.0.0.1', PORT: '0', BCRYPT_COST: '4', ...env });
+  const lines: string[] = [];
+  const { promise: listening, resolve, reject } = Promise.withResolvers<string>();
+  let started = false;
+  // Keep draining stdout for the life of the process: a full pipe would block the server's logging.
+  void (async () => {
+    const decoder = new TextDecoder();
+    let buffered = '';
+    for await (const chunk of proc.stdout) {
+      buffered += decoder.decode(chunk, { stream: true });
+      for (let newline = buffered.indexOf('\n'); newline >= 0; newline = buffered.indexOf('\n')) {
+        const line = buffered.slice(0, newline);
+        buffered = buffered.slice(newline + 1);
+        lines.push(line);
+        const entry = JSON.parse(line) as { msg?: string; url?: string };
+        if (entry.msg === 'listening' && entry.url) {
+          started = true;
+          resolve(entry.url.replace(/\/$/, ''));
+        }
+      }
+    }
+    if (!started) reject(new Error(`server exited before listening: ${await new Response(proc.stderr).text()}`));
+  })();
+  const timer = setTimeout(() => reject(new Error('server did not start in time')), START_TIMEOUT_MS);
+  try {
+    return { proc, url: await listening, lines };
+  } catch (error) {
+    proc.kill('SIGKILL');
+    throw error;
+  } finally {
+    clearTimeout(timer);
+  }
+}
