@@ -21,6 +21,7 @@ export async function testDatabase(): Promise<DatabaseHandle> {
 
 /** The PostgreSQL URL of this run's database (for server processes), or undefined on PGlite. */
 export async function testDatabaseUrl(): Promise<string | undefined> {
+  if (!TEST_DATABASE_URL) return undefined;
   await testDatabase();
   return (await database)?.url;
 }
