@@ -27,6 +27,9 @@ export function createApp(deps: AppDeps) {
     c.set('deps', deps);
     const started = performance.now();
     await next();
+    // requestId() sets the header before the handler runs, but responses built whole (problems from
+    // onError, notFound, bodyLimit, validation) replace it; every response must carry it (API.md).
+    c.header('X-Request-Id', c.var.requestId);
     logger.info('request', {
       method: c.req.method,
       path: c.req.path,

@@ -4,7 +4,10 @@ import { LOG_LEVELS } from './lib/logger';
 const MIN_SECRET_KEY_BYTES = 32; // HS256 wants a key at least as long as its 256-bit output (RFC 7518 §3.2)
 
 const emptyAsUndefined = (value: unknown) => (value === '' ? undefined : value);
-const integer = (min: number, max: number) => z.preprocess(emptyAsUndefined, z.coerce.number().int().min(min).max(max));
+// The default sits inside the preprocess: outside, `PORT=` (empty, as .env files and compose leave it) would
+// reach z.coerce.number() as undefined, become NaN and refuse to start instead of meaning "unset".
+const integer = (min: number, max: number, fallback: number) =>
+  z.preprocess(emptyAsUndefined, z.coerce.number().int().min(min).max(max).default(fallback));
 const optionalString = z.preprocess(emptyAsUndefined, z.string().optional());
 const flag = z.preprocess(
   emptyAsUndefined,
@@ -29,14 +32,14 @@ export const DatabaseConfigSchema = z.object({
 export const ConfigSchema = DatabaseConfigSchema.extend({
   NODE_ENV: z.preprocess(emptyAsUndefined, z.enum(['development', 'production', 'test']).default('development')),
   SECRET_KEY: optionalString,
-  ACCESS_TOKEN_EXPIRE_MINUTES: integer(1, 24 * 60).default(30),
-  REFRESH_TOKEN_EXPIRE_DAYS: integer(1, 365).default(14),
+  ACCESS_TOKEN_EXPIRE_MINUTES: integer(1, 24 * 60, 30),
+  REFRESH_TOKEN_EXPIRE_DAYS: integer(1, 365, 14),
   JWT_ISSUER: z.preprocess(emptyAsUndefined, z.string().default('hono-postgres-auth')),
   JWT_AUDIENCE: z.preprocess(emptyAsUndefined, z.string().default('hono-postgres-auth')),
   // bcrypt's cost is a log2 work factor: 4 is the library minimum, 31 the format's maximum.
-  BCRYPT_COST: integer(4, 31).default(12),
+  BCRYPT_COST: integer(4, 31, 12),
   HOST: z.preprocess(emptyAsUndefined, z.string().default('0.0.0.0')),
-  PORT: integer(0, 65535).default(8000),
+  PORT: integer(0, 65535, 8000),
   TRUST_PROXY: flag,
   CORS_ORIGINS: z.preprocess(
     emptyAsUndefined,
@@ -50,8 +53,8 @@ export const ConfigSchema = DatabaseConfigSchema.extend({
           .filter(Boolean),
       ),
   ),
-  BODY_LIMIT_BYTES: integer(1024, 16 * 1024 * 1024).default(64 * 1024),
-  REQUEST_TIMEOUT_MS: integer(100, 10 * 60 * 1000).default(10_000),
+  BODY_LIMIT_BYTES: integer(1024, 16 * 1024 * 1024, 64 * 1024),
+  REQUEST_TIMEOUT_MS: integer(100, 10 * 60 * 1000, 10_000),
   LOG_LEVEL: z.preprocess(emptyAsUndefined, z.enum(LOG_LEVELS).default('info')),
 }).superRefine((config, ctx) => {
   const bytes = config.SECRET_KEY === undefined ? 0 : new TextEncoder().encode(config.SECRET_KEY).length;

@@ -6,6 +6,7 @@ import type { AppDeps, Clock } from '../src/deps';
 import { createLogger } from '../src/lib/logger';
 import { createBunHasher } from '../src/runtimes/bun-hasher';
 import { readAssetFromNodeModules } from '../src/runtimes/read-asset-fs';
+import type { UserPublic } from '../src/schemas/user';
 
 export const TEST_DATABASE_URL = process.env.TEST_DATABASE_URL || undefined;
 export const TEST_SECRET_KEY = 'test-secret-key-that-is-at-least-32-bytes-long';
@@ -177,3 +178,12 @@ export async function expectUnauthorized(res: Response, challenge = 'Bearer erro
   }
   return body;
 }
+
+export interface TokenBody {
+  access_token: string;
+  token_type: 'bearer';
+  expires_in: number;
+}
+
+/** A JSON body typed as API.md describes it (a public user unless told); @types/node types `json()` as unknown. */
+export const json = <T = UserPublic>(res: Response) => res.json() as Promise<T>;

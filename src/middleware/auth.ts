@@ -4,8 +4,9 @@ import { BEARER_CHALLENGE, unauthorized } from '../lib/errors';
 import { verifyAccessToken } from '../services/tokens';
 import { findUserById } from '../services/users';
 
-// RFC 6750 §2.1: exactly "Bearer", one space, a token68. Anything else (Basic, a bare token, two tokens) is refused.
-const BEARER = /^Bearer ([A-Za-z0-9\-._~+/]+=*)$/;
+// RFC 6750 §2.1: "Bearer", one space, a token68. Anything else (Basic, a bare token, two tokens) is refused.
+// The scheme is case-insensitive (RFC 7235 §2.1), and FastAPI clients often send `bearer` copied from token_type.
+const BEARER = /^Bearer ([A-Za-z0-9\-._~+/]+=*)$/i;
 
 /**
  * Accepts a request only with a valid access token of an existing, enabled user, whom it puts on

@@ -7,6 +7,9 @@ import { UserPublicSchema, WelcomeSchema } from '../schemas/user';
 import { toPublicUser } from '../services/users';
 
 const NO_STORE = { 'Cache-Control': 'no-store' }; // personal data: never in a shared cache
+// Typed up front: an inline array literal of two differently-keyed objects makes zod-openapi infer this
+// router's schema as `{ [path: string]: ... }`, which leaves `hc<AppType>` with no typed routes at all.
+const BEARER_SECURITY: Record<string, string[]>[] = [{ Bearer: [] }, { OAuth2Password: [] }];
 
 export const getMeRoute = createRoute({
   method: 'get',
@@ -14,7 +17,7 @@ export const getMeRoute = createRoute({
   tags: ['users'],
   summary: 'The authenticated user',
   middleware: [requireAuth] as const,
-  security: [{ Bearer: [] }, { OAuth2Password: [] }],
+  security: BEARER_SECURITY,
   responses: {
     200: { description: 'The caller', content: { 'application/json': { schema: UserPublicSchema } } },
     ...problemResponses(401, 503),
@@ -27,7 +30,7 @@ export const welcomeRoute = createRoute({
   tags: ['users'],
   summary: 'A greeting for the authenticated user',
   middleware: [requireAuth] as const,
-  security: [{ Bearer: [] }, { OAuth2Password: [] }],
+  security: BEARER_SECURITY,
   responses: {
     200: { description: 'A greeting naming the caller', content: { 'application/json': { schema: WelcomeSchema } } },
     ...problemResponses(401, 503),

@@ -1,4 +1,3 @@
-/// <reference lib="webworker" />
 /**
  * One bcrypt job at a time, synchronously, on this worker's own thread.
  * The *Sync calls matter: the async Bun.password API would hand the work to the
@@ -7,10 +6,11 @@
 import { setPriority } from 'node:os';
 import type { HashJob, HashReply, WorkerInit } from './bun-hasher';
 
-declare const self: DedicatedWorkerGlobalScope;
+// bun-types declares `self` as the global scope without Worker's onmessage/postMessage.
+declare const self: { onmessage: ((event: MessageEvent) => void) | null; postMessage(message: unknown): void };
 
-self.onmessage = (event: MessageEvent<WorkerInit | HashJob>) => {
-  const msg = event.data;
+self.onmessage = (event) => {
+  const msg = event.data as WorkerInit | HashJob;
   if (msg.op === 'init') {
     // Linux niceness is per thread, so pid 0 here lowers only this worker's thread
     // (checked via /proc/self/task/*/stat). Best effort: a sandbox may refuse it.

@@ -1,0 +1,177 @@
+import { expect, test } from 'bun:test';
+import { createBunHasher } from '../src/runtimes/bun-hasher';
+
+const COST = 4;
+
+test('hash round-trips and produces a $2b$ bcrypt string at the configured cost', async () => {
+  const hasher = createBunHasher({ cost: COST, threads: 1 });
+  try {
+    const hash = await hasher.hash('correct horse battery staple');
+    expect(hash).toMatch(/^\$2b\$04\$[./A-Za-z0-9]{53}$/);
+    expect(await hasher.verify('correct horse battery staple', hash)).toBe(true);
+    expect(await hasher.hash('correct horse battery staple')).not.toBe(hash);
+  } finally {
+    hasher.close();
+  }
+});
+
+test('wrong password resolves false', async () => {
+  const hasher = createBunHasher({ cost: COST, threads: 1 });
+  try {
+    const hash = await hasher.hash('s3cret');
+    expect(await hasher.verify('s3creT', hash)).toBe(false);
+    expect(await hasher.verify('', hash)).toBe(false);
+  } finally {
+    hasher.close();
+  }
+});
+
+test('verifies bcryptjs-style $2a$ and passlib $2b$ hashes', async () => {
+  const hasher = createBunHasher({ cost: COST });
+  try {
+    // $2a$ and $2b$ compute the same hash for every password bcrypt reads (<= 72 bytes),
+    // so relabelling yields exactly what bcryptjs would have produced.
+    const twoA = Bun.password.hashSync('interop', { algorithm: 'bcrypt', cost: COST }).replace(/^\$2b\$/, '$2a$');
+    expect(twoA.startsWith('$2a$04$')).toBe(true);
+    expect(await hasher.verify('interop', twoA)).toBe(true);
+    expect(await hasher.verify('interoP', twoA)).toBe(false);
+
+    // John the Ripper vector, part of passlib's bcrypt known-correct hashes.
+    const jtr = '$2a$05$c92SVSfjeiCD6F2nAD6y0uBpJDjdRkt0EgeC4/31Rf2LUZbDRDE.O';
+    expect(await hasher.verify('U*U*U*U*', jtr)).toBe(true);
+
+    // passlib.hash.bcrypt.hash("password", rounds=12, ident="2b") (zitadel/passwap test values).
+    const passlib = '$2b$12$bIRGj4QPPoSUMWsJE.4Pk.T1qTpDWz7HhMnuiQhGzGinKPsx/HQdq';
+    expect(await hasher.verify('password', passlib)).toBe(true);
+    expect(await hasher.verify('Password', passlib)).toBe(false);
+  } finally {
+    hasher.close();
+  }
+});
+
+test('malformed or foreign hashes resolve false instead of throwing', async () => {
+  const hasher = createBunHasher({ cost: COST, threads: 1 });
+  try {
+    const good = await hasher.hash('pw');
+    const malformed = [
+      '',
+      'garbage',
+      '$2b$04$short',
+      good.slice(0, -1),
+      `${good}x`,
+      good.replace('$04$', '$99$'),
+      good.replace(/.$/, '!'),
+      '$argon2id$v=19$m=65536,t=2,p=1$c29tZXNhbHQ$RdescudvJCsgt3ub+b+dWRWJTmaaJObG',
+      null as unknown as string,
+    ];
+    for (const hash of malformed) {
+      expect(await hasher.verify('pw', hash)).toBe(false);
+    }
+    // The pool is still healthy afterwards.
+    expect(await hasher.verify('pw', good)).toBe(true);
+  } finally {
+    hasher.close();
+  }
+});
+
+test('many concurrent jobs all resolve to the right answer', async () => {
+  const hasher = createBunHasher({ cost: COST, threads: 2 });
+  try {
+    const passwords = Array.from({ length: 60 }, (_, i) => `pw-${i}-${'é'.repeat(i % 5)}`);
+    const hashes = await Promise.all(passwords.map((pw) => hasher.hash(pw)));
+    expect(new Set(hashes).size).toBe(passwords.length);
+    const results = await Promise.all(
+      passwords.flatMap((pw, i) => [
+        hasher.verify(pw, hashes[i] as string),
+        hasher.verify(pw, hashes[(i + 1) % hashes.length] as string),
+      ]),
+    );
+    expect(results).toEqual(passwords.flatMap(() => [true, false]));
+  } finally {
+    hasher.close();
+  }
+});
+
+test('a worker that dies rejects its in-flight job and is replaced', async () => {
+  const RealWorker = globalThis.Worker;
+  const spawned: Worker[] = [];
+  globalThis.Worker = class extends RealWorker {
+    constructor(...args: ConstructorParameters<typeof Worker>) {
+      super(...args);
+      spawned.push(this);
+    }
+  } as typeof Worker;
+  let hasher: ReturnType<typeof createBunHasher>;
+  try {
+    hasher = createBunHasher({ cost: 12, threads: 1 });
+  } finally {
+    globalThis.Worker = RealWorker;
+  }
+  try {
+    expect(spawned.length).toBe(1);
+    const inFlight = hasher.hash('doomed');
+    const queued = hasher.verify('password', '$2b$12$bIRGj4QPPoSUMWsJE.4Pk.T1qTpDWz7HhMnuiQhGzGinKPsx/HQdq');
+    await Bun.sleep(50);
+    spawned[0]?.terminate();
+    await expect(inFlight).rejects.toThrow(/exited unexpectedly/);
+    expect(await queued).toBe(true);
+  } finally {
+    hasher.close();
+  }
+});
+
+test('close() rejects pending work and refuses new work', async () => {
+  const hasher = createBunHasher({ cost: 12, threads: 1 });
+  const pending = Promise.allSettled([hasher.hash('a'), hasher.hash('b')]);
+  hasher.close();
+  for (const result of await pending) {
+    expect(result.status).toBe('rejected');
+    expect(String((result as PromiseRejectedResult).reason)).toMatch(/closed/);
+  }
+  await expect(hasher.hash('c')).rejects.toThrow(/closed/);
+  await expect(hasher.verify('c', '$2b$04$abcdefghijklmnopqrstuuabcdefghijklmnopqrstuvwxyz01234')).rejects.toThrow(
+    /closed/,
+  );
+});
+
+test('rejects an invalid cost or thread count up front', () => {
+  expect(() => createBunHasher({ cost: 3 })).toThrow(RangeError);
+  expect(() => createBunHasher({ cost: 32 })).toThrow(RangeError);
+  expect(() => createBunHasher({ cost: 10.5 })).toThrow(RangeError);
+  expect(() => createBunHasher({ cost: COST, threads: 0 })).toThrow(RangeError);
+});
+
+async function runScript(source: string): Promise<{ code: number; stdout: string }> {
+  const modulePath = new URL('../src/runtimes/bun-hasher.ts', import.meta.url).pathname;
+  const proc = Bun.spawn([process.execPath, '-e', source.replaceAll('MODULE', JSON.stringify(modulePath))], {
+    stdout: 'pipe',
+    stderr: 'inherit',
+  });
+  // A hung child would otherwise hang the suite; kill it well past any plausible runtime.
+  const timer = setTimeout(() => proc.kill(), 15_000);
+  const [code, stdout] = await Promise.all([proc.exited, new Response(proc.stdout).text()]);
+  clearTimeout(timer);
+  return { code, stdout };
+}
+
+test('close() lets the process exit', async () => {
+  const { code, stdout } = await runScript(`
+    const { createBunHasher } = await import(MODULE);
+    const hasher = createBunHasher({ cost: 4, threads: 2 });
+    const hash = await hasher.hash('x');
+    console.log(await hasher.verify('x', hash));
+    hasher.close();
+  `);
+  expect(code).toBe(0);
+  expect(stdout.trim()).toBe('true');
+});
+
+test('an idle pool does not keep the process alive, but pending work does', async () => {
+  const { code, stdout } = await runScript(`
+    const { createBunHasher } = await import(MODULE);
+    const hasher = createBunHasher({ cost: 4, threads: 2 });
+    hasher.hash('late').then((hash) => console.log(hash.slice(0, 7)));
+  `);
+  expect(code).toBe(0);
+  expect(stdout.trim()).toBe('$2b$04$');
+});
