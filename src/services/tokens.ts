@@ -23,6 +23,20 @@ interface TokenDeps {
 
 const epochSeconds = (clock: Clock) => Math.floor(clock.now().getTime() / 1000);
 
+// Imported once per secret: given a string, hono/jwt re-imports the raw key through WebCrypto on every call.
+const hmacKeys = new Map<string, Promise<CryptoKey>>();
+function hmacKey(secret: string): Promise<CryptoKey> {
+  let key = hmacKeys.get(secret);
+  if (!key) {
+    key = crypto.subtle.importKey('raw', new TextEncoder().encode(secret), { name: 'HMAC', hash: 'SHA-256' }, false, [
+      'sign',
+      'verify',
+    ]);
+    hmacKeys.set(secret, key);
+  }
+  return key;
+}
+
 export async function issueAccessToken({ config, clock }: TokenDeps, user: Pick<User, 'id'>) {
   const now = epochSeconds(clock);
   const expiresIn = config.ACCESS_TOKEN_EXPIRE_MINUTES * 60;
@@ -35,7 +49,7 @@ export async function issueAccessToken({ config, clock }: TokenDeps, user: Pick<
     iss: config.JWT_ISSUER,
     aud: config.JWT_AUDIENCE,
   };
-  return { token: await sign({ ...claims }, config.SECRET_KEY, ALGORITHM), expiresIn, claims };
+  return { token: await sign({ ...claims }, await hmacKey(config.SECRET_KEY), ALGORITHM), expiresIn, claims };
 }
 
 /**
@@ -50,7 +64,7 @@ export async function verifyAccessToken(
   if (token.length > MAX_TOKEN_LENGTH) return null;
   let payload: Record<string, unknown>;
   try {
-    payload = await verify(token, config.SECRET_KEY, {
+    payload = await verify(token, await hmacKey(config.SECRET_KEY), {
       alg: ALGORITHM,
       iss: config.JWT_ISSUER,
       aud: config.JWT_AUDIENCE,

@@ -1,4 +1,5 @@
 import { eq, sql } from 'drizzle-orm';
+import type { Database } from '../db/database';
 import { type User, users } from '../db/schema';
 import type { AppDeps } from '../deps';
 import { AppError } from '../lib/errors';
@@ -19,8 +20,23 @@ export async function createUser({ db, hasher }: Deps, input: { email: string; p
   return created;
 }
 
+// Every authenticated request runs this lookup: prepared once per database, so the SQL is built only once.
+const userByIdQueries = new WeakMap<Database, ReturnType<typeof prepareUserById>>();
+const prepareUserById = (db: Database) =>
+  db
+    .select()
+    .from(users)
+    .where(eq(users.id, sql.placeholder('id')))
+    .limit(1)
+    .prepare('user_by_id');
+
 export async function findUserById({ db }: Pick<AppDeps, 'db'>, id: number): Promise<User | undefined> {
-  const [user] = await db.select().from(users).where(eq(users.id, id)).limit(1);
+  let query = userByIdQueries.get(db);
+  if (!query) {
+    query = prepareUserById(db);
+    userByIdQueries.set(db, query);
+  }
+  const [user] = await query.execute({ id });
   return user;
 }
 
