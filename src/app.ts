@@ -10,6 +10,7 @@ import type { AppDeps, AppEnv } from './deps';
 import { handleError, problem } from './lib/errors';
 import { defaultHook } from './lib/validation';
 import { configureOpenAPI } from './openapi';
+import { adminRoutes } from './routes/admin';
 import { authRoutes } from './routes/auth';
 import { healthRoutes } from './routes/health';
 import { userRoutes } from './routes/users';
@@ -67,7 +68,8 @@ export function createApp(deps: AppDeps) {
     }),
   );
 
-  const routes = app.route('/', healthRoutes).route('/', authRoutes).route('/', userRoutes);
+  // userRoutes before adminRoutes: /users/me must match before /users/{id}.
+  const routes = app.route('/', healthRoutes).route('/', authRoutes).route('/', userRoutes).route('/', adminRoutes);
   configureOpenAPI(app, packageJson.version);
 
   app.notFound((c) => {

@@ -1,3 +1,4 @@
+import type { Context } from 'hono';
 import type { Config } from './config';
 import type { Database } from './db/database';
 import type { User } from './db/schema';
@@ -21,6 +22,8 @@ export interface AppDeps {
   logger: Logger;
   /** Reads the /docs and /redoc assets; each runtime knows where its files are. */
   readAsset: ReadAsset;
+  /** The peer address of the request's connection, where the runtime exposes it. */
+  remoteAddress?: (c: Context) => string | undefined;
 }
 
 export interface AppEnv {

@@ -30,7 +30,7 @@ describe('problem+json responses', () => {
   });
 
   test('lists GET and HEAD in Allow for a read-only path', async () => {
-    const res = await app.request('/users/me', { method: 'DELETE' });
+    const res = await app.request('/welcome', { method: 'DELETE' });
     await expectProblem(res, 405);
     expect(res.headers.get('Allow')?.split(', ')).toEqual(['GET', 'HEAD']);
   });

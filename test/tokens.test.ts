@@ -23,11 +23,12 @@ const b64url = (value: unknown) => Buffer.from(JSON.stringify(value)).toString('
 const nowSeconds = () => Math.floor(clock.now().getTime() / 1000);
 const me = (headers: Record<string, string>) => app.request('/users/me', { headers });
 
-/** Claims exactly like the service's own, for user `id`; tests change one thing at a time. */
-function validClaims(id: number): Record<string, unknown> {
+/** Claims exactly like the service's own, for a logged-in user and their session; tests change one thing at a time. */
+function validClaims({ user, token }: { user: { id: number }; token: string }): Record<string, unknown> {
   const now = nowSeconds();
   return {
-    sub: String(id),
+    sid: decodeJwt(token).payload.sid,
+    sub: String(user.id),
     iat: now,
     nbf: now,
     exp: now + 600,
@@ -57,8 +58,8 @@ describe('access token claims', () => {
 
 describe('bearer verification', () => {
   test('accepts a token forged with the right key and claims (the control for the forgeries below)', async () => {
-    const { user } = await loginAs(app);
-    const token = await sign(validClaims(user.id), TEST_SECRET_KEY, 'HS256');
+    const session = await loginAs(app);
+    const token = await sign(validClaims(session), TEST_SECRET_KEY, 'HS256');
     expect((await me(bearer(token))).status).toBe(200);
   });
 
@@ -77,20 +78,20 @@ describe('bearer verification', () => {
   });
 
   test('rejects a token signed with another key', async () => {
-    const { user } = await loginAs(app);
-    const token = await sign(validClaims(user.id), 'another-secret-key-that-is-also-32-bytes-long', 'HS256');
+    const session = await loginAs(app);
+    const token = await sign(validClaims(session), 'another-secret-key-that-is-also-32-bytes-long', 'HS256');
     await expectUnauthorized(await me(bearer(token)));
   });
 
   test('rejects an unsigned token (alg none)', async () => {
-    const { user } = await loginAs(app);
-    const token = `${b64url({ alg: 'none', typ: 'JWT' })}.${b64url(validClaims(user.id))}.`;
+    const session = await loginAs(app);
+    const token = `${b64url({ alg: 'none', typ: 'JWT' })}.${b64url(validClaims(session))}.`;
     await expectUnauthorized(await me(bearer(token)));
   });
 
   test('rejects a token signed with HS512 even with the right key', async () => {
-    const { user } = await loginAs(app);
-    const token = await sign(validClaims(user.id), TEST_SECRET_KEY, 'HS512');
+    const session = await loginAs(app);
+    const token = await sign(validClaims(session), TEST_SECRET_KEY, 'HS512');
     await expectUnauthorized(await me(bearer(token)));
   });
 
@@ -104,27 +105,27 @@ describe('bearer verification', () => {
   });
 
   test('rejects a token from another issuer', async () => {
-    const { user } = await loginAs(app);
-    const token = await sign({ ...validClaims(user.id), iss: 'someone-else' }, TEST_SECRET_KEY, 'HS256');
+    const session = await loginAs(app);
+    const token = await sign({ ...validClaims(session), iss: 'someone-else' }, TEST_SECRET_KEY, 'HS256');
     await expectUnauthorized(await me(bearer(token)));
   });
 
   test('rejects a token for another audience', async () => {
-    const { user } = await loginAs(app);
-    const token = await sign({ ...validClaims(user.id), aud: 'someone-else' }, TEST_SECRET_KEY, 'HS256');
+    const session = await loginAs(app);
+    const token = await sign({ ...validClaims(session), aud: 'someone-else' }, TEST_SECRET_KEY, 'HS256');
     await expectUnauthorized(await me(bearer(token)));
   });
 
   test('rejects a token without exp', async () => {
-    const { user } = await loginAs(app);
-    const { exp: _, ...claims } = validClaims(user.id);
+    const session = await loginAs(app);
+    const { exp: _, ...claims } = validClaims(session);
     const token = await sign(claims, TEST_SECRET_KEY, 'HS256');
     await expectUnauthorized(await me(bearer(token)));
   });
 
   test('rejects a token that is not valid yet (nbf in the future)', async () => {
-    const { user } = await loginAs(app);
-    const token = await sign({ ...validClaims(user.id), nbf: nowSeconds() + 60 }, TEST_SECRET_KEY, 'HS256');
+    const session = await loginAs(app);
+    const token = await sign({ ...validClaims(session), nbf: nowSeconds() + 60 }, TEST_SECRET_KEY, 'HS256');
     await expectUnauthorized(await me(bearer(token)));
   });
 

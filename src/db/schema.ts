@@ -1,5 +1,18 @@
 import { sql } from 'drizzle-orm';
-import { boolean, check, integer, pgEnum, pgTable, text, timestamp, uniqueIndex } from 'drizzle-orm/pg-core';
+import {
+  bigint,
+  boolean,
+  check,
+  index,
+  integer,
+  jsonb,
+  pgEnum,
+  pgTable,
+  text,
+  timestamp,
+  uniqueIndex,
+  uuid,
+} from 'drizzle-orm/pg-core';
 
 export const ROLES = ['user', 'admin'] as const;
 export type Role = (typeof ROLES)[number];
@@ -26,3 +39,82 @@ export const users = pgTable(
 
 export type User = typeof users.$inferSelect;
 export type NewUser = typeof users.$inferInsert;
+
+const timestamptz = () => timestamp({ withTimezone: true, precision: 3 });
+
+/**
+ * A session is one refresh-token family: created by a password login, extended by each rotation,
+ * ended by logout, password change, disabling or deleting the user. Access tokens name their
+ * session (`sid`), so revoking (or deleting) the row stops them at once.
+ */
+export const sessions = pgTable(
+  'sessions',
+  {
+    id: uuid().primaryKey().defaultRandom(),
+    userId: integer()
+      .notNull()
+      .references(() => users.id, { onDelete: 'cascade' }),
+    createdAt: timestamptz().notNull().defaultNow(),
+    lastUsedAt: timestamptz().notNull().defaultNow(),
+    expiresAt: timestamptz().notNull(),
+    revokedAt: timestamptz(),
+    userAgent: text(),
+    ip: text(),
+  },
+  (t) => [index('sessions_user_id_idx').on(t.userId)],
+);
+
+/** Single-use refresh tokens. Only a SHA-256 of the secret is stored; a spent row stays to detect reuse. */
+export const refreshTokens = pgTable(
+  'refresh_tokens',
+  {
+    id: uuid().primaryKey().defaultRandom(),
+    sessionId: uuid()
+      .notNull()
+      .references(() => sessions.id, { onDelete: 'cascade' }),
+    secretHash: text().notNull(),
+    createdAt: timestamptz().notNull().defaultNow(),
+    spentAt: timestamptz(),
+  },
+  (t) => [index('refresh_tokens_session_id_idx').on(t.sessionId)],
+);
+
+export const AUDIT_EVENTS = [
+  'register',
+  'login_succeeded',
+  'login_failed',
+  'token_refreshed',
+  'refresh_reuse_detected',
+  'logout',
+  'session_revoked',
+  'password_changed',
+  'role_changed',
+  'user_disabled',
+  'user_enabled',
+  'user_deleted',
+] as const;
+export type AuditEvent = (typeof AUDIT_EVENTS)[number];
+export const auditEventEnum = pgEnum('audit_event', AUDIT_EVENTS);
+
+/**
+ * Append-only record of authentication events (a trigger refuses UPDATE and DELETE). No foreign keys:
+ * a deleted user's history must outlive them.
+ */
+export const auditEvents = pgTable(
+  'audit_events',
+  {
+    id: bigint({ mode: 'number' }).primaryKey().generatedAlwaysAsIdentity(),
+    createdAt: timestamptz().notNull().defaultNow(),
+    event: auditEventEnum().notNull(),
+    userId: integer(),
+    actorId: integer(),
+    ip: text(),
+    userAgent: text(),
+    details: jsonb().$type<Record<string, unknown>>().notNull().default({}),
+  },
+  (t) => [index('audit_events_user_id_idx').on(t.userId, t.id)],
+);
+
+export type Session = typeof sessions.$inferSelect;
+export type RefreshToken = typeof refreshTokens.$inferSelect;
+export type AuditEventRow = typeof auditEvents.$inferSelect;

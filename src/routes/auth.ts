@@ -1,21 +1,28 @@
 import { createRoute, OpenAPIHono } from '@hono/zod-openapi';
+import type { Context } from 'hono';
+import type { User } from '../db/schema';
 import type { AppEnv } from '../deps';
 import { AppError, BEARER_CHALLENGE } from '../lib/errors';
+import { requestMeta } from '../lib/request-meta';
 import { defaultHook } from '../lib/validation';
+import { requireAuth } from '../middleware/auth';
+import { BEARER_SECURITY, NO_STORE } from '../schemas/common';
 import { problemResponses } from '../schemas/problem';
+import { LogoutQuerySchema } from '../schemas/session';
 import { TokenRequestSchema, TokenSchema } from '../schemas/token';
 import { UserPublicSchema, UserRegisterSchema } from '../schemas/user';
+import { recordAudit } from '../services/audit';
+import { revokeAllSessions, revokeSession, rotateRefreshToken, startSession } from '../services/sessions';
 import { issueAccessToken } from '../services/tokens';
-import { authenticate, createUser, recordLogin, toPublicUser } from '../services/users';
-
-const NO_STORE = { 'Cache-Control': 'no-store' }; // RFC 6749 §5.1: token responses must not be cached
+import { authenticate, createUser, normalizeEmail, recordLogin, toPublicUser } from '../services/users';
 
 export const registerRoute = createRoute({
   method: 'post',
   path: '/register',
   tags: ['auth'],
   summary: 'Create an account',
-  description: 'Registers a user with role `user`. The email is trimmed and lower-cased.',
+  description:
+    'Registers a user with role `user` (a `role` in the body is ignored). The email is trimmed and lower-cased.',
   request: { body: { required: true, content: { 'application/json': { schema: UserRegisterSchema } } } },
   responses: {
     201: { description: 'The new user', content: { 'application/json': { schema: UserPublicSchema } } },
@@ -23,14 +30,16 @@ export const registerRoute = createRoute({
   },
 });
 
-export const loginRoute = createRoute({
+export const tokenRoute = createRoute({
   method: 'post',
   path: '/token',
   tags: ['auth'],
-  summary: 'Log in (OAuth2 password grant)',
+  summary: 'Log in, or refresh a token pair (OAuth2)',
   description:
-    'RFC 6749 §4.3: form fields `username` (the email) and `password`, urlencoded or multipart. ' +
-    'Sets `last_login_time`. The 401 is identical for an unknown email and a wrong password.',
+    'Password grant (RFC 6749 §4.3): `username` (the email) and `password`, urlencoded or multipart; sets ' +
+    '`last_login_time` and starts a session. The 401 is identical for an unknown email and a wrong password.\n\n' +
+    'Refresh grant (§6): `grant_type=refresh_token` and `refresh_token`; the token is spent and a new pair ' +
+    'returned. Presenting a spent refresh token ends its whole session (RFC 9700 §4.14.2).',
   request: {
     body: {
       required: true,
@@ -41,27 +50,72 @@ export const loginRoute = createRoute({
     },
   },
   responses: {
-    200: { description: 'A bearer token', content: { 'application/json': { schema: TokenSchema } } },
+    200: { description: 'A token pair', content: { 'application/json': { schema: TokenSchema } } },
     ...problemResponses(400, 401, 413, 415, 422, 503),
   },
 });
 
+export const logoutRoute = createRoute({
+  method: 'post',
+  path: '/logout',
+  tags: ['auth'],
+  summary: 'End this session, or every session with ?all=true',
+  description: 'The access token used and its refresh-token family stop working at once.',
+  middleware: [requireAuth] as const,
+  security: BEARER_SECURITY,
+  request: { query: LogoutQuerySchema },
+  responses: { 204: { description: 'Logged out' }, ...problemResponses(401, 503) },
+});
+
+async function issueTokenPair(c: Context<AppEnv>, user: User, sessionId: string, refreshToken: string) {
+  const { token, expiresIn } = await issueAccessToken(c.var.deps, user, sessionId);
+  return c.json(
+    { access_token: token, token_type: 'bearer' as const, expires_in: expiresIn, refresh_token: refreshToken },
+    200,
+    NO_STORE,
+  );
+}
+
 export const authRoutes = new OpenAPIHono<AppEnv>({ defaultHook })
   .openapi(registerRoute, async (c) => {
-    const user = await createUser(c.var.deps, c.req.valid('json'));
+    const user = await createUser(c.var.deps, c.req.valid('json'), requestMeta(c));
     return c.json(toPublicUser(user), 201, NO_STORE);
   })
-  .openapi(loginRoute, async (c) => {
+  .openapi(tokenRoute, async (c) => {
     const deps = c.var.deps;
     const form = c.req.valid('form');
-    if (form.grant_type !== undefined && form.grant_type !== 'password') {
-      throw new AppError(400, 'grant_type must be "password"', { type: '/problems/unsupported-grant-type' });
+    const meta = requestMeta(c);
+    if (form.grant_type === 'refresh_token') {
+      const { user, session, refreshToken } = await rotateRefreshToken(deps, form.refresh_token ?? '', meta);
+      return issueTokenPair(c, user, session.id, refreshToken);
     }
-    const user = await authenticate(deps, form.username, form.password);
+    if (form.grant_type !== undefined && form.grant_type !== 'password') {
+      throw new AppError(400, 'grant_type must be "password" or "refresh_token"', {
+        type: '/problems/unsupported-grant-type',
+      });
+    }
+    const email = form.username ?? '';
+    const user = await authenticate(deps, email, form.password ?? '');
     if (!user) {
+      // The attempted email is kept (never the password) so an admin can see who is being targeted.
+      await recordAudit(deps.db, meta, 'login_failed', { details: { email: normalizeEmail(email).slice(0, 254) } });
       throw new AppError(401, 'Incorrect email or password', { headers: { 'WWW-Authenticate': BEARER_CHALLENGE } });
     }
-    await recordLogin(deps, user.id, deps.clock.now());
-    const { token, expiresIn } = await issueAccessToken(deps, user);
-    return c.json({ access_token: token, token_type: 'bearer' as const, expires_in: expiresIn }, 200, NO_STORE);
+    const { session, refreshToken } = await deps.db.transaction(async (tx) => {
+      await recordLogin(tx, user.id, deps.clock.now());
+      await recordAudit(tx, meta, 'login_succeeded', { userId: user.id });
+      return startSession(tx, deps, user.id, meta);
+    });
+    return issueTokenPair(c, user, session.id, refreshToken);
+  })
+  .openapi(logoutRoute, async (c) => {
+    const { deps, user, claims } = c.var;
+    const all = c.req.valid('query').all === 'true';
+    const now = deps.clock.now();
+    await deps.db.transaction(async (tx) => {
+      if (all) await revokeAllSessions(tx, user.id, now);
+      else await revokeSession(tx, user.id, claims.sid, now);
+      await recordAudit(tx, requestMeta(c), 'logout', { userId: user.id, actorId: user.id, details: { all } });
+    });
+    return c.body(null, 204);
   });

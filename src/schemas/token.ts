@@ -1,17 +1,46 @@
 import { z } from '@hono/zod-openapi';
 
 const MAX_FORM_FIELD_LENGTH = 1024;
+export const GRANT_TYPES = ['password', 'refresh_token'] as const;
 
-/** RFC 6749 §4.3 resource owner password credentials, as OAuth2PasswordRequestForm reads it. */
+const required = (ctx: z.core.$RefinementCtx, field: string) =>
+  ctx.addIssue({ code: 'custom', path: [field], message: 'Field is required' });
+
+/**
+ * RFC 6749 token request: §4.3 password grant (`username` = the email, `password`; `grant_type` may be
+ * omitted, as OAuth2PasswordRequestForm allows) or §6 refresh (`grant_type=refresh_token`, `refresh_token`).
+ */
 export const TokenRequestSchema = z
   .object({
-    grant_type: z.string().max(64).optional().openapi({ example: 'password' }),
+    grant_type: z
+      .string()
+      .max(64)
+      .optional()
+      .openapi({ enum: [...GRANT_TYPES], example: 'password' }),
     username: z
       .string()
       .max(MAX_FORM_FIELD_LENGTH)
-      .openapi({ description: 'The account email', example: 'ada@example.com' }),
-    password: z.string().max(MAX_FORM_FIELD_LENGTH).openapi({ example: 'correct horse battery staple' }),
+      .optional()
+      .openapi({ description: 'The account email (password grant)', example: 'ada@example.com' }),
+    password: z
+      .string()
+      .max(MAX_FORM_FIELD_LENGTH)
+      .optional()
+      .openapi({ description: 'Password grant', example: 'correct horse battery staple' }),
+    refresh_token: z
+      .string()
+      .max(MAX_FORM_FIELD_LENGTH)
+      .optional()
+      .openapi({ description: 'Refresh grant: the refresh token from the last response' }),
     scope: z.string().max(MAX_FORM_FIELD_LENGTH).optional(),
+  })
+  .superRefine((form, ctx) => {
+    if (form.grant_type === undefined || form.grant_type === 'password') {
+      if (form.username === undefined) required(ctx, 'username');
+      if (form.password === undefined) required(ctx, 'password');
+    } else if (form.grant_type === 'refresh_token' && form.refresh_token === undefined) {
+      required(ctx, 'refresh_token');
+    }
   })
   .openapi('TokenRequest');
 
@@ -20,5 +49,9 @@ export const TokenSchema = z
     access_token: z.string(),
     token_type: z.literal('bearer'),
     expires_in: z.number().int().openapi({ description: 'Seconds until the access token expires', example: 1800 }),
+    refresh_token: z.string().openapi({
+      description:
+        'Single use: exchange it with grant_type=refresh_token for a new pair. Reusing a spent one ends the session.',
+    }),
   })
   .openapi('Token');

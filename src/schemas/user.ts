@@ -48,3 +48,39 @@ export type UserPublic = z.infer<typeof UserPublicSchema>;
 export const WelcomeSchema = z
   .object({ message: z.string().openapi({ example: 'Welcome, ada@example.com!' }) })
   .openapi('Welcome');
+
+export const PasswordChangeSchema = z
+  .object({
+    current_password: z.string().max(1024).openapi({ example: 'correct horse battery staple' }),
+    new_password: PasswordSchema,
+  })
+  .openapi('PasswordChange');
+
+export const UserUpdateSchema = z
+  .object({
+    role: z.enum(ROLES).optional().openapi({ example: 'admin' }),
+    disabled: z
+      .boolean()
+      .optional()
+      .openapi({ description: 'A disabled user cannot log in; their tokens stop working' }),
+  })
+  .openapi('UserUpdate');
+
+export const UsersPublicSchema = z
+  .object({ items: z.array(UserPublicSchema), total: z.number().int().openapi({ example: 1 }) })
+  .openapi('UsersPublic');
+
+export const UserIdParamSchema = z.object({
+  id: z.coerce
+    .number()
+    .int()
+    .positive()
+    .max(2 ** 31 - 1)
+    .openapi({ param: { name: 'id', in: 'path' }, example: 1 }),
+});
+
+/** limit/offset paging, shared by every list; unknown query parameters are ignored. */
+export const PageQuerySchema = z.object({
+  limit: z.coerce.number().int().min(1).max(100).default(20).openapi({ example: 20 }),
+  offset: z.coerce.number().int().min(0).max(1_000_000_000).default(0).openapi({ example: 0 }),
+});

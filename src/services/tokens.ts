@@ -4,6 +4,7 @@ import type { User } from '../db/schema';
 import type { Clock } from '../deps';
 
 const ALGORITHM = 'HS256';
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 const MAX_TOKEN_LENGTH = 4096; // ours are ~300 bytes; anything far larger is not worth parsing
 
 export interface AccessTokenClaims {
@@ -14,6 +15,8 @@ export interface AccessTokenClaims {
   jti: string;
   iss: string;
   aud: string;
+  /** The session (refresh-token family) the token belongs to: revoking it revokes the token. */
+  sid: string;
 }
 
 interface TokenDeps {
@@ -37,7 +40,7 @@ function hmacKey(secret: string): Promise<CryptoKey> {
   return key;
 }
 
-export async function issueAccessToken({ config, clock }: TokenDeps, user: Pick<User, 'id'>) {
+export async function issueAccessToken({ config, clock }: TokenDeps, user: Pick<User, 'id'>, sessionId: string) {
   const now = epochSeconds(clock);
   const expiresIn = config.ACCESS_TOKEN_EXPIRE_MINUTES * 60;
   const claims: AccessTokenClaims = {
@@ -48,6 +51,7 @@ export async function issueAccessToken({ config, clock }: TokenDeps, user: Pick<
     jti: crypto.randomUUID(),
     iss: config.JWT_ISSUER,
     aud: config.JWT_AUDIENCE,
+    sid: sessionId,
   };
   return { token: await sign({ ...claims }, await hmacKey(config.SECRET_KEY), ALGORITHM), expiresIn, claims };
 }
@@ -76,9 +80,9 @@ export async function verifyAccessToken(
     return null;
   }
   const now = epochSeconds(clock);
-  const { sub, exp, nbf, iat, jti } = payload;
+  const { sub, exp, nbf, iat, jti, sid } = payload;
   if (typeof sub !== 'string' || !/^[1-9][0-9]{0,9}$/.test(sub)) return null;
-  if (typeof jti !== 'string') return null;
+  if (typeof jti !== 'string' || typeof sid !== 'string' || !UUID.test(sid)) return null;
   if (!isTime(exp) || exp <= now) return null;
   if (nbf !== undefined && (!isTime(nbf) || nbf > now)) return null;
   if (!isTime(iat) || iat > now) return null;

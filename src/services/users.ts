@@ -1,46 +1,56 @@
-import { eq, sql } from 'drizzle-orm';
+import { and, asc, count, eq, ilike, sql } from 'drizzle-orm';
 import type { Database } from '../db/database';
-import { type User, users } from '../db/schema';
+import { type Role, type User, users } from '../db/schema';
 import type { AppDeps } from '../deps';
 import { AppError } from '../lib/errors';
 import type { UserPublic } from '../schemas/user';
 import { MAX_PASSWORD_BYTES } from '../schemas/user';
+import { type RequestMeta, recordAudit } from './audit';
+import { revokeAllSessions } from './sessions';
 
 type Deps = Pick<AppDeps, 'db' | 'hasher'>;
 
 export const normalizeEmail = (email: string) => email.trim().toLowerCase();
 
-/** Inserts the user; a concurrent or earlier registration of the same email is a 409, never a 500. */
-export async function createUser({ db, hasher }: Deps, input: { email: string; password: string }): Promise<User> {
+const notFound = () => new AppError(404, 'No such user', { type: '/problems/not-found' });
+
+/**
+ * Inserts the user and its `register` audit event in one transaction. A concurrent or earlier
+ * registration of the same email is a 409, never a 500.
+ */
+export async function createUser(
+  { db, hasher }: Deps,
+  input: { email: string; password: string; role?: Role },
+  meta: RequestMeta,
+  actorId: number | null = null,
+): Promise<User> {
   const email = normalizeEmail(input.email);
   const passwordHash = await hasher.hash(input.password);
-  // ON CONFLICT DO NOTHING instead of check-then-insert: the unique index decides races atomically.
-  const [created] = await db.insert(users).values({ email, passwordHash }).onConflictDoNothing().returning();
-  if (!created) throw new AppError(409, 'Email already registered', { type: '/problems/email-taken' });
-  return created;
+  return db.transaction(async (tx) => {
+    // ON CONFLICT DO NOTHING instead of check-then-insert: the unique index decides races atomically.
+    const [created] = await tx
+      .insert(users)
+      .values({ email, passwordHash, role: input.role ?? 'user' })
+      .onConflictDoNothing()
+      .returning();
+    if (!created) throw new AppError(409, 'Email already registered', { type: '/problems/email-taken' });
+    await recordAudit(tx, meta, 'register', { userId: created.id, actorId, details: { role: created.role } });
+    return created;
+  });
 }
 
-// Every authenticated request runs this lookup: prepared once per database, so the SQL is built only once.
-const userByIdQueries = new WeakMap<Database, ReturnType<typeof prepareUserById>>();
-const prepareUserById = (db: Database) =>
-  db
-    .select()
-    .from(users)
-    .where(eq(users.id, sql.placeholder('id')))
-    .limit(1)
-    .prepare('user_by_id');
-
 export async function findUserById({ db }: Pick<AppDeps, 'db'>, id: number): Promise<User | undefined> {
-  let query = userByIdQueries.get(db);
-  if (!query) {
-    query = prepareUserById(db);
-    userByIdQueries.set(db, query);
-  }
-  const [user] = await query.execute({ id });
+  const [user] = await db.select().from(users).where(eq(users.id, id)).limit(1);
   return user;
 }
 
-async function findUserByEmail({ db }: Pick<AppDeps, 'db'>, email: string): Promise<User | undefined> {
+export async function getUser({ db }: Pick<AppDeps, 'db'>, id: number): Promise<User> {
+  const user = await findUserById({ db }, id);
+  if (!user) throw notFound();
+  return user;
+}
+
+export async function findUserByEmail({ db }: Pick<AppDeps, 'db'>, email: string): Promise<User | undefined> {
   const [user] = await db
     .select()
     .from(users)
@@ -60,6 +70,10 @@ function dummyHash(hasher: Deps['hasher']): Promise<string> {
   return hash;
 }
 
+/** Longer passwords could only "match" through bcrypt's silent truncation, and no account has one. */
+const isAcceptablePassword = (password: string) =>
+  new TextEncoder().encode(password).length <= MAX_PASSWORD_BYTES && !password.includes('\0');
+
 /**
  * Returns the user when the email and password match an enabled account, null otherwise.
  * Unknown emails, wrong passwords and disabled accounts look the same from outside: same result and
@@ -67,8 +81,7 @@ function dummyHash(hasher: Deps['hasher']): Promise<string> {
  */
 export async function authenticate(deps: Deps, email: string, password: string): Promise<User | null> {
   const user = await findUserByEmail(deps, email);
-  // Longer passwords could only "match" through bcrypt's silent truncation, and no account has one.
-  const acceptable = new TextEncoder().encode(password).length <= MAX_PASSWORD_BYTES && !password.includes('\0');
+  const acceptable = isAcceptablePassword(password);
   const hash = user && acceptable ? user.passwordHash : await dummyHash(deps.hasher);
   const matches = await deps.hasher.verify(acceptable ? password : '', hash);
   if (!user || !acceptable || !matches || user.disabled) return null;
@@ -76,14 +89,127 @@ export async function authenticate(deps: Deps, email: string, password: string):
 }
 
 /** Sets last_login_time, never moving it backwards when logins of one user race. */
-export async function recordLogin({ db }: Pick<AppDeps, 'db'>, userId: number, at: Date): Promise<User> {
-  const [user] = await db
+export async function recordLogin(db: Pick<Database, 'update'>, userId: number, at: Date): Promise<void> {
+  await db
     .update(users)
     .set({ lastLoginTime: sql`greatest(${users.lastLoginTime}, ${at.toISOString()}::timestamptz)` })
-    .where(eq(users.id, userId))
-    .returning();
-  if (!user) throw new AppError(401, 'Incorrect email or password', { headers: { 'WWW-Authenticate': 'Bearer' } });
-  return user;
+    .where(eq(users.id, userId));
+}
+
+/** Checks the current password, stores the new hash and ends every session: all earlier tokens stop working. */
+export async function changePassword(
+  deps: Pick<AppDeps, 'db' | 'hasher' | 'clock'>,
+  user: User,
+  input: { current_password: string; new_password: string },
+  meta: RequestMeta,
+): Promise<void> {
+  const matches =
+    isAcceptablePassword(input.current_password) &&
+    (await deps.hasher.verify(input.current_password, user.passwordHash));
+  if (!matches) {
+    throw new AppError(400, 'The current password is incorrect', { type: '/problems/wrong-password' });
+  }
+  const passwordHash = await deps.hasher.hash(input.new_password);
+  await deps.db.transaction(async (tx) => {
+    await tx.update(users).set({ passwordHash }).where(eq(users.id, user.id));
+    const sessionsRevoked = await revokeAllSessions(tx, user.id, deps.clock.now());
+    await recordAudit(tx, meta, 'password_changed', {
+      userId: user.id,
+      actorId: user.id,
+      details: { sessions_revoked: sessionsRevoked },
+    });
+  });
+}
+
+export async function listUsers(
+  { db }: Pick<AppDeps, 'db'>,
+  { limit, offset, email }: { limit: number; offset: number; email?: string },
+) {
+  // `email` filters by substring; LIKE's own wildcards in it are matched literally.
+  const where = email ? ilike(users.email, `%${normalizeEmail(email).replace(/[\\%_]/g, '\\$&')}%`) : undefined;
+  const [items, [totals]] = await Promise.all([
+    db.select().from(users).where(where).orderBy(asc(users.id)).limit(limit).offset(offset),
+    db.select({ total: count() }).from(users).where(where),
+  ]);
+  return { items, total: totals?.total ?? 0 };
+}
+
+/**
+ * Fails with 409 if, without `userId`, no enabled admin would remain. Locks every enabled admin row first
+ * (FOR UPDATE), so two admins demoting each other at the same moment cannot both succeed.
+ */
+async function assertAnotherEnabledAdmin(tx: Pick<Database, 'select'>, userId: number): Promise<void> {
+  const admins = await tx
+    .select({ id: users.id })
+    .from(users)
+    .where(and(eq(users.role, 'admin'), eq(users.disabled, false)))
+    .for('update');
+  if (!admins.some((admin) => admin.id !== userId)) {
+    throw new AppError(409, 'This would leave no enabled admin; promote another user first', {
+      type: '/problems/last-admin',
+    });
+  }
+}
+
+const isEnabledAdmin = (user: User) => user.role === 'admin' && !user.disabled;
+
+/** Changes role and/or disabled. Disabling ends every session of the user at once. */
+export async function updateUser(
+  deps: Pick<AppDeps, 'db' | 'clock'>,
+  actorId: number | null,
+  id: number,
+  changes: { role?: Role; disabled?: boolean },
+  meta: RequestMeta,
+): Promise<User> {
+  return deps.db.transaction(async (tx) => {
+    const [user] = await tx.select().from(users).where(eq(users.id, id)).for('update');
+    if (!user) throw notFound();
+    const next = { ...user, ...changes };
+    if (isEnabledAdmin(user) && !isEnabledAdmin(next)) await assertAnotherEnabledAdmin(tx, user.id);
+    const [updated] = await tx
+      .update(users)
+      .set({ role: next.role, disabled: next.disabled })
+      .where(eq(users.id, id))
+      .returning();
+    const audit = { userId: id, actorId };
+    if (next.role !== user.role) {
+      await recordAudit(tx, meta, 'role_changed', { ...audit, details: { from: user.role, to: next.role } });
+    }
+    if (next.disabled && !user.disabled) {
+      const sessionsRevoked = await revokeAllSessions(tx, id, deps.clock.now());
+      await recordAudit(tx, meta, 'user_disabled', { ...audit, details: { sessions_revoked: sessionsRevoked } });
+    }
+    if (!next.disabled && user.disabled) await recordAudit(tx, meta, 'user_enabled', audit);
+    return updated as User;
+  });
+}
+
+/** Deletes the user; their sessions go with them (ON DELETE CASCADE), so their tokens stop working at once. */
+export async function deleteUser(
+  { db }: Pick<AppDeps, 'db'>,
+  actorId: number | null,
+  id: number,
+  meta: RequestMeta,
+): Promise<void> {
+  await db.transaction(async (tx) => {
+    const [user] = await tx.select().from(users).where(eq(users.id, id)).for('update');
+    if (!user) throw notFound();
+    if (isEnabledAdmin(user)) await assertAnotherEnabledAdmin(tx, user.id);
+    await tx.delete(users).where(eq(users.id, id));
+    await recordAudit(tx, meta, 'user_deleted', { userId: id, actorId, details: { email: user.email } });
+  });
+}
+
+/** For the CLI (no acting user): sets the role of the user with this email. */
+export async function setRoleByEmail(
+  deps: Pick<AppDeps, 'db' | 'clock'>,
+  email: string,
+  role: Role,
+  meta: RequestMeta,
+) {
+  const user = await findUserByEmail(deps, email);
+  if (!user) throw notFound();
+  return updateUser(deps, null, user.id, { role }, meta);
 }
 
 export function toPublicUser(user: User): UserPublic {
