@@ -1,27 +1,83 @@
 /**
- * Operator commands: `bun run cli <command>`.
- *   migrate   apply every pending migration in ./drizzle   (alembic upgrade head)
- *   status    list applied and pending migrations        (alembic history / current)
- * The database is chosen as the service chooses it: DATABASE_URL, else the PGlite in PGLITE_DIR.
+ * Operator commands: `bun run cli <command> [options]`. The database is chosen as the service chooses
+ * it: DATABASE_URL, else the PGlite in PGLITE_DIR (stop the service first: one process per directory).
  */
-import { ConfigError, parseDatabaseConfig } from '../src/config';
+import { parseArgs } from 'node:util';
+import { lt, or, sql } from 'drizzle-orm';
+import type { z } from 'zod';
+import { ConfigError, parseCliConfig } from '../src/config';
 import type { DatabaseHandle } from '../src/db/database';
-import { migrationStatus, runMigrations } from '../src/db/migrate';
+import { migrationStatus, ROLLBACK_TO_BASE, rollbackMigrations, runMigrations } from '../src/db/migrate';
+import { ROLES, type Role, sessions } from '../src/db/schema';
+import { systemClock } from '../src/deps';
+import { AppError } from '../src/lib/errors';
+import { createBunHasher } from '../src/runtimes/bun-hasher';
 import { openDatabase } from '../src/runtimes/open-database';
+import { EmailSchema, PasswordSchema } from '../src/schemas/user';
+import type { RequestMeta } from '../src/services/audit';
+import { createUser, setRoleByEmail } from '../src/services/users';
 
-const USAGE = `usage: bun run cli <command>
+const USAGE = `usage: bun run cli <command> [options]
 
 commands:
-  migrate   apply every pending migration (also: bun run db:migrate)
-  status    list applied and pending migrations (also: bun run db:status)`;
+  migrate                          apply every pending migration        (alembic upgrade head; bun run db:migrate)
+  status                           list applied and pending migrations  (alembic history/current; bun run db:status)
+  rollback [--to <tag>|base]       revert the newest migration, or all after <tag>, or all (alembic downgrade)
+  create-admin --email <email>     create an admin; the password is read from stdin or a prompt, never argv
+  set-role --email <email> --role <user|admin>
+  prune-sessions                   delete ended (revoked or expired) sessions; safe to run from cron`;
 
-const COMMANDS: Record<string, (database: DatabaseHandle) => Promise<void>> = {
+const CLI_META: RequestMeta = { ip: null, userAgent: 'hono-postgres-auth cli' };
+
+class UsageError extends Error {}
+
+type Options = Record<string, string | undefined>;
+type Command = (database: DatabaseHandle, options: Options) => Promise<void>;
+
+function required(options: Options, name: string): string {
+  const value = options[name];
+  if (!value) throw new UsageError(`--${name} is required`);
+  return value;
+}
+
+function parse<S extends z.ZodType>(schema: S, value: unknown, what: string): z.output<S> {
+  const result = schema.safeParse(value);
+  if (!result.success) throw new UsageError(`${what}: ${result.error.issues.map((i) => i.message).join('; ')}`);
+  return result.data;
+}
+
+/** The new admin's password: typed at a hidden prompt, or the first line of piped stdin (never argv, which `ps` shows). */
+async function readPassword(): Promise<string> {
+  if (!process.stdin.isTTY) {
+    const text = await new Response(Bun.stdin.stream()).text();
+    return text.split(/\r?\n/)[0] ?? '';
+  }
+  process.stdout.write('Password (not shown): ');
+  process.stdin.setRawMode(true);
+  let password = '';
+  try {
+    for await (const chunk of process.stdin) {
+      for (const char of String(chunk)) {
+        if (char === '\r' || char === '\n') return password;
+        if (char === '\u0003') throw new UsageError('cancelled');
+        password = char === '\u007f' ? password.slice(0, -1) : password + char;
+      }
+    }
+    return password;
+  } finally {
+    process.stdin.setRawMode(false);
+    process.stdout.write('\n');
+  }
+}
+
+const COMMANDS: Record<string, Command> = {
   async migrate(database) {
     const before = await migrationStatus(database.db);
     await runMigrations(database);
     const pending = before.filter((m) => !m.applied);
     console.log(pending.length === 0 ? 'nothing to migrate' : `applied ${pending.map((m) => m.tag).join(', ')}`);
   },
+
   async status(database) {
     const migrations = await migrationStatus(database.db);
     for (const m of migrations) {
@@ -30,17 +86,62 @@ const COMMANDS: Record<string, (database: DatabaseHandle) => Promise<void>> = {
     const pending = migrations.filter((m) => !m.applied).length;
     console.log(pending === 0 ? 'up to date' : `${pending} pending: run \`bun run db:migrate\``);
   },
+
+  async rollback(database, options) {
+    const reverted = await rollbackMigrations(database, { to: options.to });
+    console.log(reverted.length === 0 ? 'nothing to roll back' : `rolled back ${reverted.join(', ')}`);
+    if (options.to === ROLLBACK_TO_BASE) console.log("the database is empty of this service's tables");
+  },
+
+  async 'create-admin'(database, options) {
+    const email = parse(EmailSchema, required(options, 'email'), 'email');
+    const password = parse(PasswordSchema, await readPassword(), 'password');
+    const hasher = createBunHasher({ cost: parseCliConfig(process.env).BCRYPT_COST, threads: 1 });
+    try {
+      const user = await createUser({ db: database.db, hasher }, { email, password, role: 'admin' }, CLI_META);
+      console.log(`created admin ${user.email} (id ${user.id})`);
+    } finally {
+      hasher.close();
+    }
+  },
+
+  async 'set-role'(database, options) {
+    const email = required(options, 'email');
+    const role = required(options, 'role');
+    if (!ROLES.includes(role as Role)) throw new UsageError(`--role must be one of ${ROLES.join(', ')}`);
+    const user = await setRoleByEmail({ db: database.db, clock: systemClock }, email, role as Role, CLI_META);
+    console.log(`${user.email} is now ${user.role}`);
+  },
+
+  async 'prune-sessions'(database) {
+    const deleted = await database.db
+      .delete(sessions)
+      .where(or(lt(sessions.expiresAt, systemClock.now()), sql`${sessions.revokedAt} is not null`))
+      .returning({ id: sessions.id });
+    console.log(`deleted ${deleted.length} ended sessions`);
+  },
 };
 
 async function main(argv: string[]): Promise<number> {
-  const command = argv[0] === undefined ? undefined : COMMANDS[argv[0]];
+  const [name, ...rest] = argv;
+  const command = name === undefined ? undefined : COMMANDS[name];
   if (!command) {
     console.error(USAGE);
     return 2;
   }
-  const database = await openDatabase(parseDatabaseConfig(process.env));
+  let values: Options;
   try {
-    await command(database);
+    ({ values } = parseArgs({
+      args: rest,
+      options: { to: { type: 'string' }, email: { type: 'string' }, role: { type: 'string' } },
+      strict: true,
+    }));
+  } catch (error) {
+    throw new UsageError((error as Error).message);
+  }
+  const database = await openDatabase(parseCliConfig(process.env));
+  try {
+    await command(database, values);
   } finally {
     await database.close(); // PGlite keeps the process alive until closed
   }
@@ -50,8 +151,12 @@ async function main(argv: string[]): Promise<number> {
 main(process.argv.slice(2)).then(
   (code) => process.exit(code),
   (error: unknown) => {
-    const message = error instanceof ConfigError || error instanceof Error ? error.message : String(error);
-    console.error(`error: ${message}`);
+    if (error instanceof UsageError) {
+      console.error(`error: ${error.message}\n\n${USAGE}`);
+      process.exit(2);
+    }
+    const known = error instanceof ConfigError || error instanceof AppError || error instanceof Error;
+    console.error(`error: ${known ? (error as Error).message : String(error)}`);
     process.exit(1);
   },
 );

@@ -17,8 +17,8 @@ const flag = z.preprocess(
     .transform((v) => ['1', 'true', 'yes', 'on'].includes(v)),
 );
 
-/** Where the data lives: all that the migration CLI needs. */
-export const DatabaseConfigSchema = z.object({
+/** Where the data lives, and how to hash: all that the operator CLI needs. */
+export const CliConfigSchema = z.object({
   DATABASE_URL: z.preprocess(
     emptyAsUndefined,
     z
@@ -27,17 +27,17 @@ export const DatabaseConfigSchema = z.object({
       .optional(),
   ),
   PGLITE_DIR: z.preprocess(emptyAsUndefined, z.string().default('./data')),
+  // bcrypt's cost is a log2 work factor: 4 is the library minimum, 31 the format's maximum.
+  BCRYPT_COST: integer(4, 31, 12),
 });
 
-export const ConfigSchema = DatabaseConfigSchema.extend({
+export const ConfigSchema = CliConfigSchema.extend({
   NODE_ENV: z.preprocess(emptyAsUndefined, z.enum(['development', 'production', 'test']).default('development')),
   SECRET_KEY: optionalString,
   ACCESS_TOKEN_EXPIRE_MINUTES: integer(1, 24 * 60, 30),
   REFRESH_TOKEN_EXPIRE_DAYS: integer(1, 365, 14),
   JWT_ISSUER: z.preprocess(emptyAsUndefined, z.string().default('hono-postgres-auth')),
   JWT_AUDIENCE: z.preprocess(emptyAsUndefined, z.string().default('hono-postgres-auth')),
-  // bcrypt's cost is a log2 work factor: 4 is the library minimum, 31 the format's maximum.
-  BCRYPT_COST: integer(4, 31, 12),
   HOST: z.preprocess(emptyAsUndefined, z.string().default('0.0.0.0')),
   PORT: integer(0, 65535, 8000),
   TRUST_PROXY: flag,
@@ -91,8 +91,8 @@ export function parseConfig(source: Record<string, unknown>): { config: Config; 
   return { config: { ...parsed, SECRET_KEY: parsed.SECRET_KEY ?? randomSecret() }, generatedSecret };
 }
 
-export function parseDatabaseConfig(source: Record<string, unknown>): z.output<typeof DatabaseConfigSchema> {
-  return parseWith(DatabaseConfigSchema, source);
+export function parseCliConfig(source: Record<string, unknown>): z.output<typeof CliConfigSchema> {
+  return parseWith(CliConfigSchema, source);
 }
 
 function parseWith<S extends z.ZodType>(schema: S, source: Record<string, unknown>): z.output<S> {

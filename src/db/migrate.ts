@@ -1,9 +1,9 @@
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { sql } from 'drizzle-orm';
 import type { PgliteDatabase } from 'drizzle-orm/pglite';
 import { migrate as migratePglite } from 'drizzle-orm/pglite/migrator';
-import { drizzle as drizzlePostgres } from 'drizzle-orm/postgres-js';
+import { drizzle as drizzlePostgres, type PostgresJsDatabase } from 'drizzle-orm/postgres-js';
 import { migrate as migratePostgres } from 'drizzle-orm/postgres-js/migrator';
 import { createPostgresClient } from './client-postgres';
 import type { Database, DatabaseHandle } from './database';
@@ -13,29 +13,40 @@ export const MIGRATIONS_FOLDER = fileURLToPath(new URL('../../drizzle', import.m
 
 // Any constant works as long as every instance uses the same one: it names the lock, nothing else.
 const MIGRATION_LOCK_ID = 72_0_1_2026;
+const STATEMENT_BREAKPOINT = '--> statement-breakpoint';
 
 /**
- * Applies every pending migration in ./drizzle. On PostgreSQL, several instances may start at once:
- * drizzle's migrate() takes no lock (two racing processes crash most of the time), so it runs on one
- * dedicated connection holding a session advisory lock; the second instance waits, then finds nothing to do.
+ * Runs `work` so that no other instance migrates at the same time. On PostgreSQL that is a session
+ * advisory lock on one dedicated connection (drizzle's migrate() takes no lock, and racing instances
+ * crash most of the time); a second instance waits, then finds nothing to do. A PGlite directory has
+ * one process at a time (client-pglite holds a lock file), so it needs none.
  */
-export async function runMigrations(handle: DatabaseHandle, migrationsFolder = MIGRATIONS_FOLDER): Promise<void> {
-  if (handle.driver === 'pglite') {
-    // One process per PGlite directory (client-pglite holds a lock file), so no database lock is needed.
-    await migratePglite(handle.db as unknown as PgliteDatabase, { migrationsFolder });
-    return;
-  }
+async function withMigrationLock(
+  handle: DatabaseHandle,
+  work: (db: Database, postgres?: PostgresJsDatabase) => Promise<void>,
+): Promise<void> {
+  if (handle.driver === 'pglite') return work(handle.db);
   const client = createPostgresClient(handle.url, 1);
   try {
     await client`select pg_advisory_lock(${MIGRATION_LOCK_ID})`;
     try {
-      await migratePostgres(drizzlePostgres({ client }), { migrationsFolder });
+      const db = drizzlePostgres({ client });
+      await work(db as unknown as Database, db);
     } finally {
       await client`select pg_advisory_unlock(${MIGRATION_LOCK_ID})`;
     }
   } finally {
     await client.end({ timeout: 5 });
   }
+}
+
+/** Applies every pending migration in ./drizzle (alembic upgrade head). */
+export async function runMigrations(handle: DatabaseHandle, migrationsFolder = MIGRATIONS_FOLDER): Promise<void> {
+  await withMigrationLock(handle, (db, postgres) =>
+    postgres
+      ? migratePostgres(postgres, { migrationsFolder })
+      : migratePglite(db as unknown as PgliteDatabase, { migrationsFolder }),
+  );
 }
 
 export interface MigrationState {
@@ -48,19 +59,63 @@ interface Journal {
   entries: { tag: string; when: number }[];
 }
 
-/** Every migration in the folder, in order, with whether (and when) this database applied it. */
+const readJournal = (folder: string) =>
+  (JSON.parse(readFileSync(`${folder}/meta/_journal.json`, 'utf8')) as Journal).entries;
+
+/** Every migration in the folder, in order, with whether this database has applied it. */
 export async function migrationStatus(db: Database, migrationsFolder = MIGRATIONS_FOLDER): Promise<MigrationState[]> {
-  const journal = JSON.parse(readFileSync(`${migrationsFolder}/meta/_journal.json`, 'utf8')) as Journal;
   const applied = await appliedMigrationMillis(db);
-  return journal.entries.map(({ tag, when }) => ({ tag, createdAtMillis: when, applied: applied.has(when) }));
+  return readJournal(migrationsFolder).map(({ tag, when }) => ({
+    tag,
+    createdAtMillis: when,
+    applied: applied.has(when),
+  }));
 }
 
 /** drizzle records each applied migration by its folder timestamp (the journal's `when`). */
 async function appliedMigrationMillis(db: Database): Promise<Set<number>> {
-  const exists = await db.execute<{ present: boolean }>(
-    sql`select to_regclass('drizzle.__drizzle_migrations') is not null as present`,
-  );
+  const exists = await db.execute(sql`select to_regclass('drizzle.__drizzle_migrations') is not null as present`);
   if (!rowsOf<{ present: boolean }>(exists)[0]?.present) return new Set();
-  const result = await db.execute<{ created_at: string }>(sql`select created_at from drizzle.__drizzle_migrations`);
+  const result = await db.execute(sql`select created_at from drizzle.__drizzle_migrations`);
   return new Set(rowsOf<{ created_at: string }>(result).map((row) => Number(row.created_at)));
+}
+
+/** `base` rolls back every migration, like `alembic downgrade base`. */
+export const ROLLBACK_TO_BASE = 'base';
+
+/**
+ * Reverts applied migrations, newest first (drizzle-kit has no down migrations, so each has a hand-written
+ * `drizzle/down/<tag>.sql`): the newest one by default, or every one after `to` (a tag that stays applied,
+ * or `base`). Each revert and the removal of its record run in one transaction. Returns the reverted tags.
+ */
+export async function rollbackMigrations(
+  handle: DatabaseHandle,
+  { to }: { to?: string } = {},
+  migrationsFolder = MIGRATIONS_FOLDER,
+): Promise<string[]> {
+  const entries = readJournal(migrationsFolder);
+  if (to !== undefined && to !== ROLLBACK_TO_BASE && !entries.some((entry) => entry.tag === to)) {
+    throw new Error(`no migration named ${to}; see \`bun run db:status\``);
+  }
+  const reverted: string[] = [];
+  await withMigrationLock(handle, async (db) => {
+    const applied = await appliedMigrationMillis(db);
+    const newestFirst = entries.filter((entry) => applied.has(entry.when)).reverse();
+    const stop =
+      to === undefined ? 1 : to === ROLLBACK_TO_BASE ? newestFirst.length : newestFirst.findIndex((e) => e.tag === to);
+    if (stop < 0) throw new Error(`${to} is not applied; nothing to roll back to`);
+    for (const { tag, when } of newestFirst.slice(0, stop)) {
+      const downFile = `${migrationsFolder}/down/${tag}.sql`;
+      if (!existsSync(downFile)) throw new Error(`${tag} has no down migration (${downFile})`);
+      const statements = readFileSync(downFile, 'utf8')
+        .split(STATEMENT_BREAKPOINT)
+        .filter((statement) => statement.replace(/--.*$/gm, '').trim() !== '');
+      await db.transaction(async (tx) => {
+        for (const statement of statements) await tx.execute(sql.raw(statement));
+        await tx.execute(sql`delete from drizzle.__drizzle_migrations where created_at = ${when}`);
+      });
+      reverted.push(tag);
+    }
+  });
+  return reverted;
 }
