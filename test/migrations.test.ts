@@ -1,10 +1,20 @@
 import { afterAll, describe, expect, test } from 'bun:test';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { cpSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { sql } from 'drizzle-orm';
 import journal from '../drizzle/meta/_journal.json' with { type: 'json' };
+import { createPgliteDb } from '../src/db/client-pglite';
 import { createPostgresClient, createPostgresDb } from '../src/db/client-postgres';
-import { MIGRATIONS_FOLDER, runMigrations } from '../src/db/migrate';
+import type { DatabaseHandle } from '../src/db/database';
+import {
+  MIGRATIONS_FOLDER,
+  migrationStatus,
+  ROLLBACK_TO_BASE,
+  rollbackMigrations,
+  runMigrations,
+} from '../src/db/migrate';
+import { rowsOf } from '../src/db/rows';
 import { TEST_DATABASE_URL } from './helpers';
 import { SERVER_TEST_TIMEOUT_MS, spawnProject } from './server-process';
 
@@ -102,6 +112,106 @@ describe.skipIf(TEST_DATABASE_URL === undefined)('migrations on PostgreSQL', () 
         expect((await cli(['status'], { DATABASE_URL: url })).stdout).toContain('up to date');
         expect(await appliedCount(url)).toBe(journal.entries.length);
       });
+    },
+    SERVER_TEST_TIMEOUT_MS,
+  );
+});
+
+/** Everything a migration can create in the public schema, as comparable text. */
+async function schemaSnapshot(db: DatabaseHandle['db']): Promise<string> {
+  const queries = {
+    columns: `select table_name, column_name, data_type, is_nullable, column_default from information_schema.columns
+              where table_schema = 'public' order by table_name, column_name`,
+    indexes: `select indexname, indexdef from pg_indexes where schemaname = 'public' order by indexname`,
+    constraints: `select conrelid::regclass::text as tbl, conname, pg_get_constraintdef(oid) as def from pg_constraint
+                  where connamespace = 'public'::regnamespace order by tbl, conname`,
+    enums: `select t.typname, e.enumlabel from pg_type t join pg_enum e on e.enumtypid = t.oid
+            where t.typnamespace = 'public'::regnamespace order by t.typname, e.enumsortorder`,
+    triggers: `select tgrelid::regclass::text as tbl, tgname from pg_trigger where not tgisinternal order by tbl, tgname`,
+    functions: `select proname from pg_proc where pronamespace = 'public'::regnamespace order by proname`,
+  };
+  const snapshot: Record<string, unknown> = {};
+  for (const [name, query] of Object.entries(queries)) snapshot[name] = rowsOf(await db.execute(sql.raw(query)));
+  return JSON.stringify(snapshot, null, 1);
+}
+
+/** A copy of ./drizzle holding only the first `count` migrations, to migrate up exactly that far. */
+function firstMigrations(count: number): string {
+  const folder = mkdtempSync(join(tmpdir(), 'hpa-migrations-'));
+  const entries = journal.entries.slice(0, count);
+  mkdirSync(join(folder, 'meta'));
+  writeFileSync(join(folder, 'meta', '_journal.json'), JSON.stringify({ ...journal, entries }));
+  for (const { tag } of entries) cpSync(join(MIGRATIONS_FOLDER, `${tag}.sql`), join(folder, `${tag}.sql`));
+  return folder;
+}
+
+/**
+ * For every k: migrating up to k from empty gives the same schema as rolling back down to k from the top,
+ * and rolling back to base leaves exactly the empty schema. So every down step really undoes its up step.
+ */
+async function expectReversibleMigrations(handle: DatabaseHandle) {
+  const snapshots = [await schemaSnapshot(handle.db)];
+  for (let k = 1; k <= journal.entries.length; k++) {
+    const folder = firstMigrations(k);
+    try {
+      await runMigrations(handle, folder);
+    } finally {
+      rmSync(folder, { recursive: true, force: true });
+    }
+    snapshots.push(await schemaSnapshot(handle.db));
+  }
+  expect(new Set(snapshots).size).toBe(snapshots.length); // each migration changes the schema
+  for (let k = journal.entries.length - 1; k >= 0; k--) {
+    const to = k === 0 ? ROLLBACK_TO_BASE : (journal.entries[k - 1]?.tag as string);
+    expect(await rollbackMigrations(handle, { to })).toEqual([journal.entries[k]?.tag as string]);
+    expect(await schemaSnapshot(handle.db)).toBe(snapshots[k] as string);
+  }
+  await runMigrations(handle);
+  expect(await schemaSnapshot(handle.db)).toBe(snapshots.at(-1) as string);
+}
+
+describe('up → down → up', () => {
+  test(
+    'every migration has a down step that restores the previous schema exactly (PGlite)',
+    async () => {
+      const handle = await createPgliteDb();
+      try {
+        await expectReversibleMigrations(handle);
+      } finally {
+        await handle.close();
+      }
+    },
+    SERVER_TEST_TIMEOUT_MS,
+  );
+
+  test.skipIf(TEST_DATABASE_URL === undefined)(
+    'every migration has a down step that restores the previous schema exactly (PostgreSQL)',
+    async () => {
+      await withFreshDatabase(TEST_DATABASE_URL as string, async (url) => {
+        const handle = createPostgresDb(url);
+        try {
+          await expectReversibleMigrations(handle);
+        } finally {
+          await handle.close();
+        }
+      });
+    },
+  );
+
+  test(
+    'rollback without a down file refuses and leaves the migration applied',
+    async () => {
+      const folder = firstMigrations(journal.entries.length);
+      const handle = await createPgliteDb();
+      try {
+        await runMigrations(handle, folder);
+        await expect(rollbackMigrations(handle, {}, folder)).rejects.toThrow('has no down migration');
+        const status = await migrationStatus(handle.db, folder);
+        expect(status.every((m) => m.applied)).toBe(true);
+      } finally {
+        await handle.close();
+        rmSync(folder, { recursive: true, force: true });
+      }
     },
     SERVER_TEST_TIMEOUT_MS,
   );
