@@ -1,5 +1,8 @@
 import { expect, test } from 'bun:test';
+import { readdirSync, readFileSync } from 'node:fs';
 import { createBunHasher } from '../src/runtimes/bun-hasher';
+
+const SCHED_IDLE = 5; // linux/sched.h
 
 const COST = 4;
 
@@ -174,4 +177,22 @@ test('an idle pool does not keep the process alive, but pending work does', asyn
   `);
   expect(code).toBe(0);
   expect(stdout.trim()).toBe('$2b$04$');
+});
+
+test('runs its worker threads at idle priority, leaving the main thread alone (Linux)', async () => {
+  const policyOf = (task: string) => {
+    // /proc/<pid>/task/<tid>/stat: the command may contain spaces, so count fields after its closing paren.
+    const stat = readFileSync(`/proc/self/task/${task}/stat`, 'utf8');
+    return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[38]); // field 41: policy
+  };
+  const before = new Set(readdirSync('/proc/self/task'));
+  const hasher = createBunHasher({ cost: 4, threads: 2 });
+  try {
+    await Promise.all([hasher.hash('warm up one'), hasher.hash('warm up two')]);
+    const idle = readdirSync('/proc/self/task').filter((task) => !before.has(task) && policyOf(task) === SCHED_IDLE);
+    expect(idle.length).toBeGreaterThanOrEqual(2);
+    expect(policyOf(String(process.pid))).toBe(0); // SCHED_OTHER: requests keep normal priority
+  } finally {
+    hasher.close();
+  }
 });

@@ -7,10 +7,11 @@
  * seconds. Here each worker runs the *Sync bcrypt on its own thread and the queue lives
  * in JS, so WebCrypto's pool stays free and login throughput still scales with cores.
  *
- * Workers also run at the lowest scheduling priority (`nice` 19 by default): un-niced they
- * take an equal share of the CPU from the main thread during a login flood (cheap-request
- * p99 ~3.5x idle on 2 cores); at nice 19 they still use every idle cycle, so login throughput
- * is unchanged, but yield as soon as requests need the CPU (p99 ~2x, same as SCHED_IDLE).
+ * Workers also run at the lowest scheduling priority (Linux SCHED_IDLE, else nice 19): at
+ * normal priority they take an equal share of the CPU from the main thread and the database
+ * during a login flood (cheap-request p99 ~3.5x idle on 2 cores). At idle priority they still
+ * use every spare cycle, so login-only throughput is unchanged, but a request that needs the
+ * CPU preempts them at once.
  */
 import { availableParallelism } from 'node:os';
 import type { PasswordHasher } from '../lib/password-hasher';
@@ -20,11 +21,11 @@ export interface BunHasherOptions {
   cost: number;
   /** Worker threads; defaults to the number of cores, since bcrypt is CPU-bound. */
   threads?: number;
-  /** Niceness (0–19) for the worker threads; 0 disables. Best effort: ignored where refused. */
-  nice?: number;
+  /** Run the workers at idle priority (default true). Best effort: ignored where the OS refuses. */
+  lowPriority?: boolean;
 }
 
-export type WorkerInit = { op: 'init'; nice: number };
+export type WorkerInit = { op: 'init'; lowPriority: boolean };
 export type HashJob = { op: 'hash'; password: string; cost: number } | { op: 'verify'; password: string; hash: string };
 export type HashReply = { ok: true; value: string | boolean } | { ok: false; error: string };
 
@@ -45,7 +46,7 @@ const BCRYPT_HASH = /^\$2[aby]\$(0[4-9]|[12]\d|3[01])\$[./A-Za-z0-9]{53}$/;
 const WORKER_URL = new URL('./bun-hash-worker.ts', import.meta.url).href;
 
 export function createBunHasher(options: BunHasherOptions): PasswordHasher & { close(): void } {
-  const { cost, nice = 19 } = options;
+  const { cost, lowPriority = true } = options;
   if (!Number.isInteger(cost) || cost < 4 || cost > 31) {
     throw new RangeError(`bcrypt cost must be an integer 4–31, got ${cost}`);
   }
@@ -63,7 +64,7 @@ export function createBunHasher(options: BunHasherOptions): PasswordHasher & { c
   function spawn(): Slot {
     const worker = new Worker(WORKER_URL);
     const slot: Slot = { worker, current: null };
-    const init: WorkerInit = { op: 'init', nice };
+    const init: WorkerInit = { op: 'init', lowPriority };
     worker.postMessage(init);
     // Referenced only while busy: an idle pool must not keep the process alive, but a
     // caller awaiting a hash (e.g. a CLI script) must not see the process exit under it.
