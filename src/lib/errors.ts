@@ -122,6 +122,8 @@ export function handleError(err: Error, c: Context<AppEnv>): Response {
 }
 
 function fromHttpException(err: HTTPException): Response {
+  // Already a problem (ours, e.g. the request timeout with its Retry-After): send it as built.
+  if (err.res?.headers.get('Content-Type')?.startsWith(PROBLEM_CONTENT_TYPE)) return err.res;
   const status = err.status as ContentfulStatusCode;
   const headers: Record<string, string> = {};
   // hono/jwt and friends put the RFC 6750 challenge on their own response: keep it.

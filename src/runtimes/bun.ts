@@ -28,6 +28,12 @@ async function main() {
     logger.warn('SECRET_KEY is not set: using a random key, so tokens will not survive a restart');
   }
 
+  // Bun exits on an unhandled rejection. A stray one (say, from a connection dropped while idle) is a bug
+  // to log and fix, not a reason to take down every request in flight.
+  process.on('unhandledRejection', (reason) => {
+    logger.error('unhandled rejection', { error: reason instanceof Error ? reason.name : typeof reason });
+  });
+
   const database = await openDatabase(config);
   await runMigrations(database);
   const hasher = createBunHasher({ cost: config.BCRYPT_COST });
