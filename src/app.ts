@@ -46,11 +46,19 @@ export function createApp(deps: AppDeps) {
       overwrite: false,
       contentSecurityPolicy: { defaultSrc: ["'none'"], frameAncestors: ["'none'"] },
       referrerPolicy: 'no-referrer',
+      xFrameOptions: 'DENY',
       crossOriginEmbedderPolicy: false,
     }),
   );
   if (config.CORS_ORIGINS.length > 0) {
-    app.use(cors({ origin: config.CORS_ORIGINS, allowHeaders: ['Authorization', 'Content-Type'], maxAge: 600 }));
+    app.use(
+      cors({
+        origin: config.CORS_ORIGINS,
+        allowHeaders: ['Authorization', 'Content-Type', 'X-Request-Id'],
+        exposeHeaders: ['X-Request-Id', 'Retry-After', 'WWW-Authenticate'],
+        maxAge: 600,
+      }),
+    );
   }
   app.use(
     timeout(

@@ -250,7 +250,9 @@ describe('unexpected errors', () => {
     const logged = lines.map((line) => JSON.parse(line)).filter((entry) => entry.requestId === 'trace-500');
     expect(logged).toHaveLength(1);
     expect(logged[0]).toMatchObject({ level: 'error' });
-    expect(JSON.stringify(logged[0])).toContain('secret internal detail');
+    // The frames say where it failed; the message stays out of the log, since messages can carry input.
+    expect(logged[0].stack).toContain('errors.test.ts');
+    expect(JSON.stringify(logged[0])).not.toContain('secret internal detail');
   });
 });
 

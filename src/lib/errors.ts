@@ -117,7 +117,9 @@ export function handleError(err: Error, c: Context<AppEnv>): Response {
     c.var.deps.logger.warn('database unavailable', { requestId: c.var.requestId, error: describe(err) });
     return databaseUnavailable();
   }
-  c.var.deps.logger.error('unhandled error', { requestId: c.var.requestId, error: describe(err), stack: err.stack });
+  // The frames locate the bug; the message stays out, because messages can carry input (a password, a query value).
+  const frames = err.stack?.split('\n').slice(1).join('\n');
+  c.var.deps.logger.error('unhandled error', { requestId: c.var.requestId, error: describe(err), stack: frames });
   return problem(500, 'An unexpected error occurred; it has been logged');
 }
 
