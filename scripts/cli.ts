@@ -11,10 +11,12 @@ import { migrationStatus, ROLLBACK_TO_BASE, rollbackMigrations, runMigrations } 
 import { ROLES, type Role, sessions } from '../src/db/schema';
 import { systemClock } from '../src/deps';
 import { AppError } from '../src/lib/errors';
+import { checkPasswordPolicy } from '../src/lib/password-policy';
 import { createBunHasher } from '../src/runtimes/bun-hasher';
 import { openDatabase } from '../src/runtimes/open-database';
 import { EmailSchema, PasswordSchema } from '../src/schemas/user';
 import type { RequestMeta } from '../src/services/audit';
+import { importUsers, parseImportText } from '../src/services/import-users';
 import { createUser, setRoleByEmail } from '../src/services/users';
 
 const USAGE = `usage: bun run cli <command> [options]
@@ -25,7 +27,9 @@ commands:
   rollback [--to <tag>|base]       revert the newest migration, or all after <tag>, or all (alembic downgrade)
   create-admin --email <email>     create an admin; the password is read from stdin or a prompt, never argv
   set-role --email <email> --role <user|admin>
-  prune-sessions                   delete ended (revoked or expired) sessions; safe to run from cron`;
+  prune-sessions                   delete ended (revoked or expired) sessions; safe to run from cron
+  import-users --file <path|->     import the FastAPI app's users (JSON lines or a JSON array; - is stdin),
+                                   bcrypt hashes kept as they are; exit 1 when any row was rejected`;
 
 const CLI_META: RequestMeta = { ip: null, userAgent: 'hono-postgres-auth cli' };
 
@@ -96,6 +100,8 @@ const COMMANDS: Record<string, Command> = {
   async 'create-admin'(database, options) {
     const email = parse(EmailSchema, required(options, 'email'), 'email');
     const password = parse(PasswordSchema, await readPassword(), 'password');
+    const refused = await checkPasswordPolicy(password, email);
+    if (refused) throw new UsageError(`password: ${refused}`);
     const hasher = createBunHasher({ cost: parseCliConfig(process.env).BCRYPT_COST, threads: 1 });
     try {
       const user = await createUser({ db: database.db, hasher }, { email, password, role: 'admin' }, CLI_META);
@@ -120,7 +126,23 @@ const COMMANDS: Record<string, Command> = {
       .returning({ id: sessions.id });
     console.log(`deleted ${deleted.length} ended sessions`);
   },
+
+  'import-users': importUsersCommand,
 };
+
+/** `import-users`: every rejected row is reported on stderr, and any rejection makes the exit status 1. */
+async function importUsersCommand(database: DatabaseHandle, options: Options): Promise<void> {
+  const file = required(options, 'file');
+  const text = await (file === '-' ? new Response(Bun.stdin.stream()).text() : Bun.file(file).text());
+  const report = await importUsers(database.db, parseImportText(text), CLI_META);
+  for (const { line, email } of report.duplicates) console.log(`line ${line}: skipped ${email}: already registered`);
+  for (const { line, reason } of report.rejected) console.error(`line ${line}: rejected: ${reason}`);
+  const { imported, duplicates, rejected } = report;
+  console.log(
+    `imported ${imported.length}, skipped ${duplicates.length} already registered, rejected ${rejected.length}`,
+  );
+  if (rejected.length > 0) throw new Error(`${rejected.length} row(s) rejected; fix them and run again`);
+}
 
 async function main(argv: string[]): Promise<number> {
   const [name, ...rest] = argv;
@@ -133,7 +155,12 @@ async function main(argv: string[]): Promise<number> {
   try {
     ({ values } = parseArgs({
       args: rest,
-      options: { to: { type: 'string' }, email: { type: 'string' }, role: { type: 'string' } },
+      options: {
+        to: { type: 'string' },
+        email: { type: 'string' },
+        role: { type: 'string' },
+        file: { type: 'string' },
+      },
       strict: true,
     }));
   } catch (error) {

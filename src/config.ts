@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { LOG_LEVELS } from './lib/logger';
 
+export const RATE_LIMIT_STORES = ['memory', 'postgres', 'redis'] as const;
 const MIN_SECRET_KEY_BYTES = 32; // HS256 wants a key at least as long as its 256-bit output (RFC 7518 §3.2)
 
 const emptyAsUndefined = (value: unknown) => (value === '' ? undefined : value);
@@ -56,6 +57,19 @@ export const ConfigSchema = CliConfigSchema.extend({
   BODY_LIMIT_BYTES: integer(1024, 16 * 1024 * 1024, 64 * 1024),
   REQUEST_TIMEOUT_MS: integer(100, 10 * 60 * 1000, 10_000),
   LOG_LEVEL: z.preprocess(emptyAsUndefined, z.enum(LOG_LEVELS).default('info')),
+  // Brute-force protection (OWASP Authentication Cheat Sheet); 0 turns a limit off.
+  RATE_LIMIT_STORE: z.preprocess(emptyAsUndefined, z.enum(RATE_LIMIT_STORES).default('memory')),
+  REDIS_URL: z.preprocess(
+    emptyAsUndefined,
+    z
+      .string()
+      .regex(/^rediss?:\/\//, 'must be a redis:// or rediss:// URL')
+      .default('redis://127.0.0.1:6379'),
+  ),
+  RATE_LIMIT_LOGIN_PER_IP: integer(0, 1_000_000, 20), // POST /token requests per client IP per minute
+  RATE_LIMIT_LOGIN_FAILURES: integer(0, 1_000_000, 5), // failed logins per account before it is locked
+  RATE_LIMIT_LOCKOUT_SECONDS: integer(1, 24 * 60 * 60, 15 * 60), // the failure window, and so the lockout
+  RATE_LIMIT_REGISTER_PER_IP: integer(0, 1_000_000, 10), // POST /register requests per client IP per hour
 }).superRefine((config, ctx) => {
   const bytes = config.SECRET_KEY === undefined ? 0 : new TextEncoder().encode(config.SECRET_KEY).length;
   if (config.NODE_ENV === 'production' && bytes < MIN_SECRET_KEY_BYTES) {

@@ -5,6 +5,7 @@ import type { User } from './db/schema';
 import type { ReadAsset } from './lib/docs-assets';
 import type { Logger } from './lib/logger';
 import type { PasswordHasher } from './lib/password-hasher';
+import type { RateLimits } from './middleware/rate-limit';
 import type { AccessTokenClaims } from './services/tokens';
 
 export interface Clock {
@@ -22,6 +23,8 @@ export interface AppDeps {
   logger: Logger;
   /** Reads the /docs and /redoc assets; each runtime knows where its files are. */
   readAsset: ReadAsset;
+  /** Brute-force limits on /token and /register; the runtime builds them on the configured store. */
+  rateLimits: RateLimits;
   /** The peer address of the request's connection, where the runtime exposes it. */
   remoteAddress?: (c: Context) => string | undefined;
 }

@@ -183,6 +183,18 @@ describe('POST /token', () => {
     expect(problem.errors?.map((e) => e.pointer).sort()).toEqual(['#/password', '#/username']);
   });
 
+  test('refuses a NUL in the username with 422, not 500 (PostgreSQL text cannot hold it)', async () => {
+    // Regression, found by test/fuzz.test.ts: the username reached the lookup and the audit log's jsonb.
+    for (const username of ['\u0000', `a\u0000${uniqueEmail()}`]) {
+      const res = await app.request('/token', {
+        method: 'POST',
+        body: new URLSearchParams({ username, password: 'x' }),
+      });
+      const problem = await expectProblem(res, 422);
+      expect(problem.errors?.map((e) => e.pointer)).toEqual(['#/username']);
+    }
+  });
+
   test('answers concurrent logins of one user all with 200 and keeps the latest last_login_time', async () => {
     const { email, user } = await registerUser(app);
     // Each clock reading is a minute earlier than the one before. A request reads the clock for

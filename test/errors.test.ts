@@ -4,7 +4,17 @@ import { createPostgresDb } from '../src/db/client-postgres';
 import { rowsOf } from '../src/db/rows';
 import { createLogger } from '../src/lib/logger';
 import type { PasswordHasher } from '../src/lib/password-hasher';
-import { bearer, createTestApp, expectProblem, json, loginAs, postJson, TEST_PASSWORD, uniqueEmail } from './helpers';
+import {
+  bearer,
+  createTestApp,
+  expectProblem,
+  json,
+  loginAs,
+  loginAsAdmin,
+  postJson,
+  TEST_PASSWORD,
+  uniqueEmail,
+} from './helpers';
 
 const { app, deps } = await createTestApp();
 const { app: smallBodyApp } = await createTestApp({ env: { BODY_LIMIT_BYTES: '2048' } });
@@ -161,6 +171,13 @@ describe('query parameters', () => {
     });
     expect(res.status).toBe(201);
     expect((await json(res)).role).toBe('user');
+  });
+
+  test('refuses a NUL in the admin email filter with 422, not 500 (PostgreSQL text cannot hold it)', async () => {
+    // Regression, found by test/fuzz.test.ts: GET /users?email=%00 reached ILIKE.
+    const admin = await loginAsAdmin(app, deps);
+    const res = await app.request('/users?email=a%00b', { headers: bearer(admin.token) });
+    expect((await expectProblem(res, 422)).errors?.map((e) => e.pointer)).toEqual(['#/email']);
   });
 
   test('ignores unknown query parameters on a GET', async () => {

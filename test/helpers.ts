@@ -1,10 +1,13 @@
+import { eq } from 'drizzle-orm';
 import { createApp } from '../src/app';
 import { type Config, parseConfig } from '../src/config';
 import type { DatabaseHandle } from '../src/db/database';
 import { runMigrations } from '../src/db/migrate';
+import { users } from '../src/db/schema';
 import type { AppDeps, Clock } from '../src/deps';
 import { createLogger } from '../src/lib/logger';
 import { createBunHasher } from '../src/runtimes/bun-hasher';
+import { createRateLimitStore } from '../src/runtimes/rate-limit-store';
 import { readAssetFromNodeModules } from '../src/runtimes/read-asset-fs';
 import type { UserPublic } from '../src/schemas/user';
 
@@ -75,28 +78,50 @@ export function createTestClock(start = Date.now()): Clock & { advance(ms: numbe
   };
 }
 
+// Every request through app.request() comes from the same unknown address, and suites log in and register
+// hundreds of times through one app: the limits are on but out of reach, unless a test sets its own.
+const GENEROUS_RATE_LIMITS = {
+  RATE_LIMIT_LOGIN_PER_IP: '100000',
+  RATE_LIMIT_LOGIN_FAILURES: '100000',
+  RATE_LIMIT_REGISTER_PER_IP: '100000',
+};
+
 export function testConfig(overrides: Record<string, string> = {}): Config {
-  return parseConfig({ SECRET_KEY: TEST_SECRET_KEY, BCRYPT_COST: '4', LOG_LEVEL: 'silent', ...overrides }).config;
+  return parseConfig({
+    SECRET_KEY: TEST_SECRET_KEY,
+    BCRYPT_COST: '4',
+    LOG_LEVEL: 'silent',
+    ...GENEROUS_RATE_LIMITS,
+    ...overrides,
+  }).config;
 }
 
 let sharedHasher: ReturnType<typeof createBunHasher> | undefined;
 
-/** An app on the test database with real bcrypt (cost 4), a fixed config and a controllable clock. */
+/**
+ * An app on the test database with real bcrypt (cost 4), a fixed config and a controllable clock. Its rate
+ * limits are built from the config as the runtime builds them (RATE_LIMIT_STORE=redis connects to Redis:
+ * call `closeRateLimits()` when done).
+ */
 export async function createTestApp(overrides: Partial<AppDeps> & { env?: Record<string, string> } = {}) {
   const { env, ...depOverrides } = overrides;
   const config = testConfig(env);
   sharedHasher ??= createBunHasher({ cost: config.BCRYPT_COST });
   const clock = createTestClock();
+  const db = (await testDatabase()).db;
+  const logger = depOverrides.logger ?? createLogger(config.LOG_LEVEL);
+  const rateLimitStore = await createRateLimitStore(config, { db, logger });
   const deps: AppDeps = {
-    db: (await testDatabase()).db,
+    db,
     hasher: sharedHasher,
     config,
     clock,
-    logger: createLogger(config.LOG_LEVEL),
+    logger,
     readAsset: readAssetFromNodeModules,
+    rateLimits: rateLimitStore.rateLimits,
     ...depOverrides,
   };
-  return { app: createApp(deps), deps, clock };
+  return { app: createApp(deps), deps, clock, closeRateLimits: rateLimitStore.close };
 }
 
 export type TestApp = Awaited<ReturnType<typeof createTestApp>>['app'];
@@ -130,8 +155,43 @@ export async function loginAs(app: TestApp, email?: string, password = TEST_PASS
   const registered = await registerUser(app, email, password);
   const res = await login(app, registered.email, password);
   if (res.status !== 200) throw new Error(`login failed: ${res.status} ${await res.text()}`);
-  const { access_token } = (await res.json()) as { access_token: string };
-  return { ...registered, token: access_token };
+  const { access_token, refresh_token } = (await res.json()) as TokenBody;
+  return { ...registered, token: access_token, refreshToken: refresh_token };
+}
+
+/** Logs an existing user in once more (a new session), optionally with extra headers such as User-Agent. */
+export async function loginSession(
+  app: TestApp,
+  username: string,
+  password = TEST_PASSWORD,
+  headers: Record<string, string> = {},
+) {
+  const res = await app.request('/token', {
+    method: 'POST',
+    headers,
+    body: new URLSearchParams({ username, password }),
+  });
+  if (res.status !== 200) throw new Error(`login failed: ${res.status} ${await res.text()}`);
+  const { access_token, refresh_token } = (await res.json()) as TokenBody;
+  return { token: access_token, refreshToken: refresh_token };
+}
+
+/** The refresh grant (RFC 6749 §6) through the real form endpoint. */
+export function refresh(app: TestApp, refreshToken: string) {
+  return app.request('/token', {
+    method: 'POST',
+    body: new URLSearchParams({ grant_type: 'refresh_token', refresh_token: refreshToken }),
+  });
+}
+
+/**
+ * Registers a fresh user, promotes it to admin directly in the database (the bootstrap path is the CLI),
+ * then logs in through the real form endpoint.
+ */
+export async function loginAsAdmin(app: TestApp, deps: Pick<AppDeps, 'db'>, email = uniqueEmail('admin')) {
+  const registered = await registerUser(app, email);
+  await deps.db.update(users).set({ role: 'admin' }).where(eq(users.id, registered.user.id));
+  return { ...registered, ...(await loginSession(app, registered.email, registered.password)) };
 }
 
 export const bearer = (token: string) => ({ Authorization: `Bearer ${token}` });
@@ -183,6 +243,7 @@ export interface TokenBody {
   access_token: string;
   token_type: 'bearer';
   expires_in: number;
+  refresh_token: string;
 }
 
 /** A JSON body typed as API.md describes it (a public user unless told); @types/node types `json()` as unknown. */

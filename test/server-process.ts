@@ -1,4 +1,4 @@
-import type { Subprocess } from 'bun';
+import type { SpawnOptions, Subprocess } from 'bun';
 import { TEST_SECRET_KEY } from './helpers';
 
 const PROJECT_ROOT = new URL('..', import.meta.url).pathname;
@@ -13,12 +13,19 @@ export interface ServerProcess {
   lines: string[];
 }
 
-/** Runs a command of this project (e.g. the Bun entry) as a real child process with a test environment. */
-export function spawnProject(args: string[], env: Record<string, string | undefined> = {}) {
+/**
+ * Runs a command of this project (e.g. the Bun entry) as a real child process with a test environment.
+ * `stdin` is ignored unless given (e.g. a Blob with the password the CLI reads).
+ */
+export function spawnProject<const In extends SpawnOptions.Writable = 'ignore'>(
+  args: string[],
+  env: Record<string, string | undefined> = {},
+  stdin: In = 'ignore' as In,
+) {
   return Bun.spawn(['bun', ...args], {
     cwd: PROJECT_ROOT,
     env: { PATH: process.env.PATH, HOME: process.env.HOME, SECRET_KEY: TEST_SECRET_KEY, LOG_LEVEL: 'info', ...env },
-    stdin: 'ignore',
+    stdin,
     stdout: 'pipe',
     stderr: 'pipe',
   });

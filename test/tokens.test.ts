@@ -129,6 +129,15 @@ describe('bearer verification', () => {
     await expectUnauthorized(await me(bearer(token)));
   });
 
+  test('rejects a correctly signed token whose sub is past the integer range of user ids (was a 500)', async () => {
+    // Regression, found by test/fuzz.test.ts: sub "2147483648" reached the database and failed there.
+    const session = await loginAs(app);
+    for (const sub of ['2147483648', '9999999999']) {
+      const token = await sign({ ...validClaims(session), sub }, TEST_SECRET_KEY, 'HS256');
+      await expectUnauthorized(await me(bearer(token)));
+    }
+  });
+
   test('rejects the token of a user deleted from the database', async () => {
     const { token, user } = await loginAs(app);
     await deps.db.delete(users).where(eq(users.id, user.id));

@@ -118,3 +118,18 @@ export const auditEvents = pgTable(
 export type Session = typeof sessions.$inferSelect;
 export type RefreshToken = typeof refreshTokens.$inferSelect;
 export type AuditEventRow = typeof auditEvents.$inferSelect;
+
+/**
+ * Rate-limit counters when RATE_LIMIT_STORE=postgres, written by rate-limiter-flexible's RateLimiterDrizzle
+ * with one atomic upsert per attempt; the column names (`key`, `points`, `expire`) are the ones it expects.
+ * Expired rows are deleted by the limiter every few minutes, so the table stays small.
+ */
+export const rateLimits = pgTable(
+  'rate_limits',
+  {
+    key: text().primaryKey(),
+    points: integer().notNull(),
+    expire: timestamptz(),
+  },
+  (t) => [index('rate_limits_expire_idx').on(t.expire)],
+);

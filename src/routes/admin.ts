@@ -22,6 +22,8 @@ const ListUsersQuerySchema = PageQuerySchema.extend({
   email: z
     .string()
     .max(254)
+    // Found by fuzzing: `?email=%00` reached ILIKE and PostgreSQL refuses NUL in text (a 500). No email holds one.
+    .refine((s) => !s.includes('\0'), 'Email must not contain NUL')
     .optional()
     .openapi({ description: 'Only users whose email contains this (case-insensitive)' }),
 });

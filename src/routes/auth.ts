@@ -6,6 +6,7 @@ import { AppError, BEARER_CHALLENGE } from '../lib/errors';
 import { requestMeta } from '../lib/request-meta';
 import { defaultHook } from '../lib/validation';
 import { requireAuth } from '../middleware/auth';
+import { clearLoginFailures, countLoginAttempt, limitByClientIp } from '../middleware/rate-limit';
 import { BEARER_SECURITY, NO_STORE } from '../schemas/common';
 import { problemResponses } from '../schemas/problem';
 import { LogoutQuerySchema } from '../schemas/session';
@@ -14,7 +15,14 @@ import { UserPublicSchema, UserRegisterSchema } from '../schemas/user';
 import { recordAudit } from '../services/audit';
 import { revokeAllSessions, revokeSession, rotateRefreshToken, startSession } from '../services/sessions';
 import { issueAccessToken } from '../services/tokens';
-import { authenticate, createUser, normalizeEmail, recordLogin, toPublicUser } from '../services/users';
+import {
+  authenticate,
+  createUser,
+  findUserByEmail,
+  normalizeEmail,
+  recordLogin,
+  toPublicUser,
+} from '../services/users';
 
 export const registerRoute = createRoute({
   method: 'post',
@@ -23,10 +31,11 @@ export const registerRoute = createRoute({
   summary: 'Create an account',
   description:
     'Registers a user with role `user` (a `role` in the body is ignored). The email is trimmed and lower-cased.',
+  middleware: [limitByClientIp('registerPerIp')] as const,
   request: { body: { required: true, content: { 'application/json': { schema: UserRegisterSchema } } } },
   responses: {
     201: { description: 'The new user', content: { 'application/json': { schema: UserPublicSchema } } },
-    ...problemResponses(400, 409, 413, 415, 422, 503),
+    ...problemResponses(400, 409, 413, 415, 422, 429, 503),
   },
 });
 
@@ -39,7 +48,10 @@ export const tokenRoute = createRoute({
     'Password grant (RFC 6749 §4.3): `username` (the email) and `password`, urlencoded or multipart; sets ' +
     '`last_login_time` and starts a session. The 401 is identical for an unknown email and a wrong password.\n\n' +
     'Refresh grant (§6): `grant_type=refresh_token` and `refresh_token`; the token is spent and a new pair ' +
-    'returned. Presenting a spent refresh token ends its whole session (RFC 9700 §4.14.2).',
+    'returned. Presenting a spent refresh token ends its whole session (RFC 9700 §4.14.2).\n\n' +
+    'Rate limited per client IP, and per account after repeated failed logins from any IP (429 with ' +
+    '`Retry-After`; a successful login resets the account count).',
+  middleware: [limitByClientIp('loginPerIp')] as const,
   request: {
     body: {
       required: true,
@@ -51,7 +63,7 @@ export const tokenRoute = createRoute({
   },
   responses: {
     200: { description: 'A token pair', content: { 'application/json': { schema: TokenSchema } } },
-    ...problemResponses(400, 401, 413, 415, 422, 503),
+    ...problemResponses(400, 401, 413, 415, 422, 429, 503),
   },
 });
 
@@ -95,12 +107,20 @@ export const authRoutes = new OpenAPIHono<AppEnv>({ defaultHook })
       });
     }
     const email = form.username ?? '';
+    await countLoginAttempt(deps, email); // 429 for a locked account, before any hashing
     const user = await authenticate(deps, email, form.password ?? '');
     if (!user) {
-      // The attempted email is kept (never the password) so an admin can see who is being targeted.
-      await recordAudit(deps.db, meta, 'login_failed', { details: { email: normalizeEmail(email).slice(0, 254) } });
+      // The attempted email is kept (never the password) so an admin can see who is being targeted; for a
+      // known email the event is also filed under that user, so GET /audit?user_id shows attacks on them.
+      // Looked up on every failure, known email or not, so the extra query reveals nothing by its timing.
+      const target = await findUserByEmail(deps, email);
+      await recordAudit(deps.db, meta, 'login_failed', {
+        userId: target?.id ?? null,
+        details: { email: normalizeEmail(email).slice(0, 254) },
+      });
       throw new AppError(401, 'Incorrect email or password', { headers: { 'WWW-Authenticate': BEARER_CHALLENGE } });
     }
+    await clearLoginFailures(deps, email);
     const { session, refreshToken } = await deps.db.transaction(async (tx) => {
       await recordLogin(tx, user.id, deps.clock.now());
       await recordAudit(tx, meta, 'login_succeeded', { userId: user.id });

@@ -2,6 +2,7 @@
  * The Bun entry: `bun run start`. Reads the environment, opens PostgreSQL (DATABASE_URL) or the
  * embedded PGlite, applies pending migrations, serves the app, and shuts down gracefully.
  */
+import { getConnInfo } from 'hono/bun';
 import { createApp } from '../app';
 import { ConfigError, parseConfig } from '../config';
 import { runMigrations } from '../db/migrate';
@@ -9,7 +10,9 @@ import { systemClock } from '../deps';
 import { createLogger } from '../lib/logger';
 import { createBunHasher } from './bun-hasher';
 import { openDatabase } from './open-database';
+import { createRateLimitStore } from './rate-limit-store';
 import { readAssetFromNodeModules } from './read-asset-fs';
+import { standaloneFiles } from './standalone';
 
 const SHUTDOWN_GRACE_MS = 15_000; // in-flight requests get this long to finish after SIGTERM
 
@@ -35,7 +38,9 @@ async function main() {
   });
 
   const database = await openDatabase(config);
-  await runMigrations(database);
+  const embedded = standaloneFiles(); // migrations and docs assets inside a `bun run build:binary` executable
+  await runMigrations(database, embedded?.migrationsFolder);
+  const rateLimitStore = await createRateLimitStore(config, { db: database.db, logger });
   const hasher = createBunHasher({ cost: config.BCRYPT_COST });
   const app = createApp({
     db: database.db,
@@ -43,11 +48,17 @@ async function main() {
     config,
     clock: systemClock,
     logger,
-    readAsset: readAssetFromNodeModules,
+    readAsset: embedded?.readAsset ?? readAssetFromNodeModules,
+    rateLimits: rateLimitStore.rateLimits,
+    remoteAddress: (c) => getConnInfo(c).remote.address,
   });
 
   const server = Bun.serve({ fetch: app.fetch, hostname: config.HOST, port: config.PORT });
-  logger.info('listening', { url: server.url.href, database: database.driver });
+  logger.info('listening', {
+    url: server.url.href,
+    database: database.driver,
+    rateLimitStore: config.RATE_LIMIT_STORE,
+  });
 
   let stopping = false;
   const shutdown = async (signal: string) => {
@@ -60,6 +71,7 @@ async function main() {
     }, SHUTDOWN_GRACE_MS).unref();
     await server.stop(); // stops accepting, resolves once in-flight requests have finished
     hasher.close();
+    await rateLimitStore.close();
     await database.close();
     logger.info('stopped');
     process.exit(0);

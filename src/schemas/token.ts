@@ -20,6 +20,9 @@ export const TokenRequestSchema = z
     username: z
       .string()
       .max(MAX_FORM_FIELD_LENGTH)
+      // Found by fuzzing: the username is looked up and written to the audit log, and PostgreSQL text and jsonb
+      // cannot hold NUL, so `username=%00` was a 500. No email contains one; refuse it as the contract says.
+      .refine((s) => !s.includes('\0'), 'Username must not contain NUL')
       .optional()
       .openapi({ description: 'The account email (password grant)', example: 'ada@example.com' }),
     password: z

@@ -1,5 +1,6 @@
 import { z } from '@hono/zod-openapi';
 import { ROLES } from '../db/schema';
+import { checkPasswordPolicy } from '../lib/password-policy';
 
 export const MAX_EMAIL_LENGTH = 254; // RFC 5321 §4.5.3.1.3 path limit, less the angle brackets
 export const MIN_PASSWORD_CHARS = 8; // NIST SP 800-63B §3.1.1.2
@@ -28,9 +29,27 @@ export const PasswordSchema = z
     (s) => utf8Length(s) <= MAX_PASSWORD_BYTES,
     `Password must be at most ${MAX_PASSWORD_BYTES} bytes in UTF-8 (the bcrypt limit); use a shorter passphrase`,
   )
-  .openapi({ example: 'correct horse battery staple', minLength: MIN_PASSWORD_CHARS });
+  .openapi({
+    example: 'correct horse battery staple',
+    minLength: MIN_PASSWORD_CHARS,
+    description:
+      `${MIN_PASSWORD_CHARS} characters to ${MAX_PASSWORD_BYTES} UTF-8 bytes, no control characters. A new password ` +
+      "is also refused (422) when it is a common password or contains the email's local part.",
+  });
 
-export const UserRegisterSchema = z.object({ email: EmailSchema, password: PasswordSchema }).openapi('UserRegister');
+export const UserRegisterSchema = z
+  .object({ email: EmailSchema, password: PasswordSchema })
+  .superRefine(
+    async ({ email, password }, ctx) => {
+      // `email` is undefined here when it failed its own type check; the password is still screened.
+      const reason = await checkPasswordPolicy(password, typeof email === 'string' ? email : '');
+      if (reason) ctx.addIssue({ code: 'custom', path: ['password'], message: reason });
+    },
+    // The blocklist is checked only for a password that passed its own rules (one reason at a time), and
+    // not at all when the body is no object; zod runs object refinements despite field issues otherwise.
+    { when: ({ issues }) => !issues.some((issue) => !issue.path?.length || issue.path[0] === 'password') },
+  )
+  .openapi('UserRegister');
 
 export const UserPublicSchema = z
   .object({

@@ -6,6 +6,7 @@ import type { Clock } from '../deps';
 const ALGORITHM = 'HS256';
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 const MAX_TOKEN_LENGTH = 4096; // ours are ~300 bytes; anything far larger is not worth parsing
+const MAX_USER_ID = 2 ** 31 - 1; // users.id is a PostgreSQL integer
 
 export interface AccessTokenClaims {
   sub: string;
@@ -81,7 +82,10 @@ export async function verifyAccessToken(
   }
   const now = epochSeconds(clock);
   const { sub, exp, nbf, iat, jti, sid } = payload;
-  if (typeof sub !== 'string' || !/^[1-9][0-9]{0,9}$/.test(sub)) return null;
+  // Found by fuzzing: ten digits can exceed users.id, a PostgreSQL integer, and the lookup then failed with
+  // "integer out of range" (a 500). Only a holder of the key can sign such a token (another service or an
+  // older version sharing SECRET_KEY), but it is still a token that is not ours: refuse it like any other.
+  if (typeof sub !== 'string' || !/^[1-9][0-9]{0,9}$/.test(sub) || Number(sub) > MAX_USER_ID) return null;
   if (typeof jti !== 'string' || typeof sid !== 'string' || !UUID.test(sid)) return null;
   if (!isTime(exp) || exp <= now) return null;
   if (nbf !== undefined && (!isTime(nbf) || nbf > now)) return null;

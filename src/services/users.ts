@@ -3,6 +3,7 @@ import type { Database } from '../db/database';
 import { type Role, type User, users } from '../db/schema';
 import type { AppDeps } from '../deps';
 import { AppError } from '../lib/errors';
+import { assertPasswordPolicy } from '../lib/password-policy';
 import type { UserPublic } from '../schemas/user';
 import { MAX_PASSWORD_BYTES } from '../schemas/user';
 import { type RequestMeta, recordAudit } from './audit';
@@ -96,13 +97,19 @@ export async function recordLogin(db: Pick<Database, 'update'>, userId: number, 
     .where(eq(users.id, userId));
 }
 
-/** Checks the current password, stores the new hash and ends every session: all earlier tokens stop working. */
+/**
+ * Checks the new password against the policy and the current password, stores the new hash and ends every
+ * session: all earlier tokens stop working.
+ */
 export async function changePassword(
   deps: Pick<AppDeps, 'db' | 'hasher' | 'clock'>,
   user: User,
   input: { current_password: string; new_password: string },
   meta: RequestMeta,
 ): Promise<void> {
+  // The blocklist and the email-name rule need the caller's email, which the body schema cannot see; checked
+  // before the current password, like every other new_password rule (a 422 reveals nothing about either).
+  await assertPasswordPolicy(input.new_password, user.email, 'new_password');
   const matches =
     isAcceptablePassword(input.current_password) &&
     (await deps.hasher.verify(input.current_password, user.passwordHash));

@@ -1,0 +1,31 @@
+/**
+ * One bcryptjs job at a time, synchronously, on this worker thread (see portable-hasher.ts).
+ * Runs under Node (built to dist/runtimes/portable-hash-worker.js) and Deno (this file).
+ */
+import { setPriority } from 'node:os';
+import { parentPort, workerData } from 'node:worker_threads';
+import bcrypt from 'bcryptjs';
+import type { PortableHashJob, PortableHashReply, PortableWorkerData } from './portable-hasher';
+
+const LOWEST_NICE = 19;
+
+// On Linux a nice value belongs to a thread, and pid 0 means the calling thread: this lowers only this
+// worker. Best effort: a sandbox or another OS may refuse, and hashing works either way.
+if ((workerData as PortableWorkerData | undefined)?.lowPriority) {
+  try {
+    setPriority(0, LOWEST_NICE);
+  } catch {}
+}
+
+parentPort?.on('message', (job: PortableHashJob) => {
+  let reply: PortableHashReply;
+  try {
+    const value =
+      job.op === 'hash' ? bcrypt.hashSync(job.password, job.cost) : bcrypt.compareSync(job.password, job.hash);
+    reply = { ok: true, value };
+  } catch (error) {
+    // compareSync throws on a hash it cannot parse; that is a mismatch, not a fault.
+    reply = job.op === 'verify' ? { ok: true, value: false } : { ok: false, error: String(error) };
+  }
+  parentPort?.postMessage(reply);
+});

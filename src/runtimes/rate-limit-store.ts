@@ -1,0 +1,202 @@
+import { eq, lt, sql } from 'drizzle-orm';
+import type { Redis } from 'ioredis';
+import { RateLimiterMemory, RateLimiterRedis, RateLimiterRes } from 'rate-limiter-flexible';
+import type { Config } from '../config';
+import type { Database } from '../db/database';
+import { rateLimits as rateLimitsTable } from '../db/schema';
+import type { Logger } from '../lib/logger';
+import {
+  type Limiter,
+  type RateLimitName,
+  type RateLimitSpec,
+  type RateLimits,
+  rateLimitSpecs,
+} from '../middleware/rate-limit';
+
+export interface RateLimitStore {
+  rateLimits: RateLimits;
+  /** Releases the store's connection (Redis); the database belongs to the caller. */
+  close(): Promise<void>;
+}
+
+// A hung store must not hang logins: past this a command fails and the in-memory fallback answers.
+const REDIS_COMMAND_TIMEOUT_MS = 1_000;
+const REDIS_CONNECT_TIMEOUT_MS = 3_000;
+const SWEEP_INTERVAL_MS = 5 * 60_000;
+const FALLBACK_WARNING_INTERVAL_MS = 60_000; // one warning a minute while a store is down, not one per request
+
+/**
+ * Builds the limits on the configured store:
+ * - `memory` (default): per instance. Each counter expires with its window (a timer deletes it), so memory
+ *   is bounded by the keys seen in one window, and the per-IP limits bound how many keys one client makes.
+ * - `postgres`: the app's own database, table `rate_limits` (migration 0002), one atomic upsert per attempt;
+ *   shared by every instance on one PostgreSQL. On PGlite it works too but only persists the counters
+ *   across restarts, since a PGlite directory has one process.
+ * - `redis`: REDIS_URL, shared by every instance; a Redis that cannot be reached at start is a start-up error.
+ * While a shared store is unreachable, each limiter falls back to this instance's memory (insuranceLimiter)
+ * with a warning: limits stay on, only per instance. Failing closed would make Redis a single point of
+ * failure for every login; failing open would lift the brute-force limits exactly when an attacker can
+ * overload the store.
+ */
+export async function createRateLimitStore(
+  config: Config,
+  { db, logger }: { db: Database; logger: Logger },
+): Promise<RateLimitStore> {
+  const specs = Object.entries(rateLimitSpecs(config)) as [RateLimitName, RateLimitSpec][];
+  const build = (make: (name: RateLimitName, options: RateLimitSpec) => RateLimits[RateLimitName]) =>
+    Object.fromEntries(specs.map(([name, options]) => [name, make(name, options)])) as RateLimits;
+
+  if (config.RATE_LIMIT_STORE === 'memory') {
+    return { rateLimits: build((_, options) => new RateLimiterMemory(options)), close: async () => {} };
+  }
+
+  let lastWarning = Number.NEGATIVE_INFINITY;
+  const fallback = (name: RateLimitName, options: RateLimitSpec) =>
+    new MemoryFallback(options, () => {
+      if (Date.now() - lastWarning < FALLBACK_WARNING_INTERVAL_MS) return;
+      lastWarning = Date.now();
+      logger.warn('rate-limit store unavailable; using this instance’s in-memory limits', {
+        store: config.RATE_LIMIT_STORE,
+        limit: name,
+      });
+    });
+
+  if (config.RATE_LIMIT_STORE === 'postgres') {
+    const rateLimits = build((name, options) => new PostgresLimiter(db, options, fallback(name, options)));
+    // One sweep of expired rows serves every limiter: they share the table.
+    const sweep = setInterval(() => void sweepExpired(db).catch(() => {}), SWEEP_INTERVAL_MS);
+    (sweep as { unref?: () => void }).unref?.();
+    return { rateLimits, close: async () => clearInterval(sweep) };
+  }
+
+  const redis = await connectRedis(config.REDIS_URL);
+  const rateLimits = build(
+    (name, options) =>
+      new RateLimiterRedis({
+        ...options,
+        storeClient: redis,
+        // Straight to the fallback while disconnected, instead of queueing commands until Redis returns.
+        rejectIfRedisNotReady: true,
+        insuranceLimiter: fallback(name, options),
+      }),
+  );
+  return {
+    rateLimits,
+    close: async () => {
+      redis.disconnect();
+    },
+  };
+}
+
+/** Connects and pings once, so a wrong or unreachable REDIS_URL stops the start with one clear line. */
+async function connectRedis(url: string): Promise<Redis> {
+  const { Redis } = await import('ioredis');
+  const redis = new Redis(url, {
+    lazyConnect: true,
+    enableOfflineQueue: false,
+    maxRetriesPerRequest: 1,
+    commandTimeout: REDIS_COMMAND_TIMEOUT_MS,
+    connectTimeout: REDIS_CONNECT_TIMEOUT_MS,
+  });
+  // Errors after start are reconnected by ioredis and handled per request (fallback); without a listener
+  // each would be printed as an unhandled 'error' event.
+  redis.on('error', () => {});
+  try {
+    await redis.connect();
+    await redis.ping();
+  } catch (error) {
+    redis.disconnect();
+    throw new Error(
+      `RATE_LIMIT_STORE=redis: cannot reach REDIS_URL ${redactUrl(url)} (${error instanceof Error ? error.message : String(error)})`,
+    );
+  }
+  return redis;
+}
+
+const redactUrl = (url: string) => url.replace(/\/\/[^@/]*@/, '//***@');
+
+/** The per-instance fallback of a shared store; calls `onUse` whenever it has to answer instead. */
+class MemoryFallback extends RateLimiterMemory {
+  constructor(
+    options: RateLimitSpec,
+    private readonly onUse: () => void,
+  ) {
+    super(options);
+  }
+
+  override consume(...args: Parameters<RateLimiterMemory['consume']>) {
+    this.onUse();
+    return super.consume(...args);
+  }
+
+  override delete(...args: Parameters<RateLimiterMemory['delete']>) {
+    this.onUse();
+    return super.delete(...args);
+  }
+}
+
+/**
+ * A limiter on the `rate_limits` table: one atomic upsert per attempt (a counter whose window has passed
+ * starts again at this attempt), so instances sharing the database share the count. rate-limiter-flexible's
+ * own RateLimiterDrizzle loads drizzle-orm through a computed dynamic import that no bundle can follow
+ * (Workers, the single binary), so this small one imports it statically. Times come from the JS clock, as
+ * in the library's limiters.
+ */
+class PostgresLimiter implements Limiter {
+  constructor(
+    private readonly db: Database,
+    private readonly spec: RateLimitSpec,
+    private readonly fallback: Limiter,
+  ) {}
+
+  private key(key: string | number): string {
+    return `${this.spec.keyPrefix}:${key}`;
+  }
+
+  async consume(key: string | number, points = 1): Promise<RateLimiterRes> {
+    const now = new Date();
+    const expire = new Date(now.getTime() + this.spec.duration * 1000);
+    const expired = sql`${rateLimitsTable.expire} <= ${now.toISOString()}::timestamptz`;
+    let row: { points: number; expire: Date | null } | undefined;
+    try {
+      [row] = await this.db
+        .insert(rateLimitsTable)
+        .values({ key: this.key(key), points, expire })
+        .onConflictDoUpdate({
+          target: rateLimitsTable.key,
+          set: {
+            points: sql`case when ${expired} then ${points} else ${rateLimitsTable.points} + ${points} end`,
+            expire: sql`case when ${expired} then ${expire.toISOString()}::timestamptz else ${rateLimitsTable.expire} end`,
+          },
+        })
+        .returning({ points: rateLimitsTable.points, expire: rateLimitsTable.expire });
+    } catch {
+      return this.fallback.consume(key, points);
+    }
+    if (!row) return this.fallback.consume(key, points);
+    const result = new RateLimiterRes(
+      Math.max(this.spec.points - row.points, 0),
+      row.expire ? Math.max(row.expire.getTime() - now.getTime(), 0) : -1,
+      row.points,
+      row.points === points,
+    );
+    if (row.points > this.spec.points) throw result; // rate-limiter-flexible rejects with the result when over
+    return result;
+  }
+
+  async delete(key: string | number): Promise<boolean> {
+    try {
+      const deleted = await this.db
+        .delete(rateLimitsTable)
+        .where(eq(rateLimitsTable.key, this.key(key)))
+        .returning({ key: rateLimitsTable.key });
+      return deleted.length > 0;
+    } catch {
+      return this.fallback.delete(key);
+    }
+  }
+}
+
+async function sweepExpired(db: Database): Promise<void> {
+  await db.delete(rateLimitsTable).where(lt(rateLimitsTable.expire, new Date()));
+}

@@ -1,0 +1,94 @@
+/**
+ * The single executable (`bun run build:binary`): copied alone into an empty directory, it must serve
+ * everything from what it carries (migrations, docs assets, PGlite, the bcrypt worker), then stop cleanly.
+ */
+import { afterAll, beforeAll, describe, expect, test } from 'bun:test';
+import { copyFileSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { buildBinary } from '../scripts/build-binary';
+import { createPostgresClient } from '../src/db/client-postgres';
+import {
+  expectAuthFlow,
+  expectDocs,
+  listeningLine,
+  PROCESS_SECRET_KEY,
+  type RuntimeProcess,
+  startProcess,
+} from './runtime-process';
+
+const BUILD_TIMEOUT_MS = 180_000;
+const TEST_TIMEOUT_MS = 90_000;
+const BINARY = 'hono-postgres-auth';
+const TEST_DATABASE_URL = process.env.TEST_DATABASE_URL || undefined;
+
+const buildDir = mkdtempSync(join(tmpdir(), 'hpa-binary-build-'));
+const runDir = mkdtempSync(join(tmpdir(), 'hpa-binary-run-'));
+
+beforeAll(async () => {
+  await buildBinary(join(buildDir, BINARY));
+  expect(readdirSync(runDir)).toEqual([]);
+  copyFileSync(join(buildDir, BINARY), join(runDir, BINARY));
+}, BUILD_TIMEOUT_MS);
+
+afterAll(() => {
+  rmSync(buildDir, { recursive: true, force: true });
+  rmSync(runDir, { recursive: true, force: true });
+});
+
+/** Runs the copied binary in its otherwise empty directory, with nothing but the environment given. */
+const startBinary = (env: Record<string, string>) =>
+  startProcess('binary', [join(runDir, BINARY)], {
+    cwd: runDir,
+    env: { SECRET_KEY: PROCESS_SECRET_KEY, BCRYPT_COST: '4', HOST: '127.0.0.1', PORT: '0', ...env },
+    ready: { line: listeningLine },
+    timeoutMs: 60_000,
+  });
+
+async function expectServesEverything(server: RuntimeProcess) {
+  expect((await fetch(`${server.url}/health`)).status).toBe(200);
+  expect((await fetch(`${server.url}/ready`)).status).toBe(200); // every embedded migration applied
+  await expectAuthFlow(server.url, 'binary');
+  await expectDocs(server.url);
+}
+
+describe('the single binary, alone in an empty directory', () => {
+  test(
+    'on PGlite in that directory: migrates, serves the API and the docs, exits 0 on SIGTERM',
+    async () => {
+      const server = await startBinary({ PGLITE_DIR: join(runDir, 'data') });
+      try {
+        expect(server.lines.join('\n')).toContain('"database":"pglite"');
+        await expectServesEverything(server);
+      } finally {
+        expect(await server.stop()).toBe(0);
+      }
+      expect(server.lines.some((line) => line.includes('"msg":"stopped"'))).toBe(true);
+    },
+    TEST_TIMEOUT_MS,
+  );
+
+  test.skipIf(!TEST_DATABASE_URL)(
+    'on PostgreSQL (TEST_DATABASE_URL): migrates a fresh database, serves the API and the docs, exits 0',
+    async () => {
+      const name = `hpa_binary_${process.pid}_${Date.now().toString(36)}`;
+      const admin = createPostgresClient(TEST_DATABASE_URL as string, 1);
+      await admin.unsafe(`create database "${name}"`);
+      try {
+        const url = new URL(TEST_DATABASE_URL as string);
+        url.pathname = `/${name}`;
+        const server = await startBinary({ DATABASE_URL: url.href });
+        try {
+          expect(server.lines.join('\n')).toContain('"database":"postgres"');
+          await expectServesEverything(server);
+        } finally {
+          expect(await server.stop()).toBe(0);
+        }
+      } finally {
+        await admin.unsafe(`drop database if exists "${name}" with (force)`);
+        await admin.end();
+      }
+    },
+    TEST_TIMEOUT_MS,
+  );
+});

@@ -1,0 +1,162 @@
+import { afterAll, beforeAll, describe, expect, test } from 'bun:test';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { uniqueEmail } from './helpers';
+import { SERVER_TEST_TIMEOUT_MS, spawnProject } from './server-process';
+
+// Always its own PGlite directory, in PostgreSQL runs too: these tests need a database with no other admins.
+const dir = mkdtempSync(join(tmpdir(), 'hpa-cli-test-'));
+const env = { PGLITE_DIR: dir, BCRYPT_COST: '4' };
+const PASSWORD = 'an admin passphrase';
+
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+/** Runs `bun scripts/cli.ts ...args` to completion, with `input` on stdin when given. */
+async function cli(args: string[], input?: string) {
+  const proc = spawnProject(['scripts/cli.ts', ...args], env, input === undefined ? 'ignore' : new Blob([input]));
+  const [stdout, stderr, code] = await Promise.all([
+    new Response(proc.stdout).text(),
+    new Response(proc.stderr).text(),
+    proc.exited,
+  ]);
+  return { stdout, stderr, code };
+}
+
+const createAdmin = (email: string, password = PASSWORD) => cli(['create-admin', '--email', email], `${password}\n`);
+
+beforeAll(async () => {
+  const migrated = await cli(['migrate']);
+  if (migrated.code !== 0) throw new Error(`migrate failed: ${migrated.stderr}`);
+}, SERVER_TEST_TIMEOUT_MS);
+
+// The tests of this block run in order on the one fresh database above, and tell one story of its admins:
+// `first` is created alone (so it is the only enabled admin), then `second` joins.
+describe('bun scripts/cli.ts', () => {
+  const first = uniqueEmail('cli-admin');
+  const second = uniqueEmail('cli-admin');
+
+  test(
+    'create-admin reads the password from stdin and creates the admin',
+    async () => {
+      const { code, stdout } = await createAdmin(first);
+      expect(code).toBe(0);
+      expect(stdout).toContain(`created admin ${first}`);
+    },
+    SERVER_TEST_TIMEOUT_MS,
+  );
+
+  test(
+    'create-admin refuses an email that already exists with exit 1',
+    async () => {
+      const { code, stderr } = await createAdmin(first);
+      expect(code).toBe(1);
+      expect(stderr).toContain('Email already registered');
+    },
+    SERVER_TEST_TIMEOUT_MS,
+  );
+
+  test(
+    'set-role refuses to demote the only enabled admin with exit 1',
+    async () => {
+      const { code, stderr } = await cli(['set-role', '--email', first, '--role', 'user']);
+      expect(code).toBe(1);
+      expect(stderr).toContain('no enabled admin');
+    },
+    SERVER_TEST_TIMEOUT_MS,
+  );
+
+  test(
+    'set-role demotes an admin once a second admin exists',
+    async () => {
+      expect((await createAdmin(second)).code).toBe(0);
+      const { code, stdout } = await cli(['set-role', '--email', first, '--role', 'user']);
+      expect(code).toBe(0);
+      expect(stdout).toContain(`${first} is now user`);
+    },
+    SERVER_TEST_TIMEOUT_MS,
+  );
+
+  test(
+    'set-role promotes a user back to admin',
+    async () => {
+      const { code, stdout } = await cli(['set-role', '--email', first, '--role', 'admin']);
+      expect(code).toBe(0);
+      expect(stdout).toContain(`${first} is now admin`);
+    },
+    SERVER_TEST_TIMEOUT_MS,
+  );
+
+  test(
+    'set-role with an unknown role exits 2 naming the allowed roles',
+    async () => {
+      const { code, stderr } = await cli(['set-role', '--email', first, '--role', 'superuser']);
+      expect(code).toBe(2);
+      expect(stderr).toContain('--role must be one of user, admin');
+    },
+    SERVER_TEST_TIMEOUT_MS,
+  );
+
+  test(
+    'set-role for an unknown email exits 1',
+    async () => {
+      const { code, stderr } = await cli(['set-role', '--email', uniqueEmail('nobody'), '--role', 'admin']);
+      expect(code).toBe(1);
+      expect(stderr).toContain('No such user');
+    },
+    SERVER_TEST_TIMEOUT_MS,
+  );
+
+  test(
+    'create-admin with a too-short password exits 2 and says why, creating nobody',
+    async () => {
+      const email = uniqueEmail('cli-short');
+      const { code, stderr } = await createAdmin(email, 'short');
+      expect(code).toBe(2);
+      expect(stderr).toContain('Password must be at least 8 characters');
+      // Nobody was created: the same email then works with a good password.
+      expect((await createAdmin(email)).code).toBe(0);
+    },
+    SERVER_TEST_TIMEOUT_MS,
+  );
+
+  test(
+    'create-admin without a password on stdin exits 2',
+    async () => {
+      const { code, stderr } = await cli(['create-admin', '--email', uniqueEmail('cli-empty')]);
+      expect(code).toBe(2);
+      expect(stderr).toContain('password');
+    },
+    SERVER_TEST_TIMEOUT_MS,
+  );
+
+  test(
+    'create-admin without --email exits 2',
+    async () => {
+      const { code, stderr } = await cli(['create-admin'], `${PASSWORD}\n`);
+      expect(code).toBe(2);
+      expect(stderr).toContain('--email is required');
+    },
+    SERVER_TEST_TIMEOUT_MS,
+  );
+
+  test(
+    'an unknown command exits 2 with the usage',
+    async () => {
+      const { code, stderr } = await cli(['make-coffee']);
+      expect(code).toBe(2);
+      expect(stderr).toContain('usage: bun run cli');
+    },
+    SERVER_TEST_TIMEOUT_MS,
+  );
+
+  test(
+    'prune-sessions runs and reports what it deleted',
+    async () => {
+      const { code, stdout } = await cli(['prune-sessions']);
+      expect(code).toBe(0);
+      expect(stdout).toMatch(/^deleted \d+ ended sessions$/m);
+    },
+    SERVER_TEST_TIMEOUT_MS,
+  );
+});
