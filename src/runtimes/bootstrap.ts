@@ -1,5 +1,5 @@
 /**
- * The start-up every long-running entry shares (Node, Deno; bun.ts does the same inline): configuration,
+ * The start-up every long-running entry shares (Bun, Node, Deno): configuration,
  * database, migrations, rate-limit store, hasher, app. Serving, signals and exiting stay in each entry,
  * since those are what differ between runtimes.
  */
@@ -19,6 +19,8 @@ export interface RuntimeParts {
   createHasher(cost: number): PasswordHasher & { close(): void | Promise<void> };
   readAsset: ReadAsset;
   remoteAddress?: (c: Context<AppEnv>) => string | undefined;
+  /** Where the migrations are, when not ./drizzle (the single binary embeds them). */
+  migrationsFolder?: string;
 }
 
 export interface Service {
@@ -39,7 +41,7 @@ export async function bootstrap(env: Record<string, unknown>, parts: RuntimePart
   }
   const database = await openDatabase(config);
   try {
-    await runMigrations(database);
+    await runMigrations(database, parts.migrationsFolder);
     const rateLimitStore = await createRateLimitStore(config, { db: database.db, logger });
     const hasher = parts.createHasher(config.BCRYPT_COST);
     const app = createApp({

@@ -1,56 +1,38 @@
 /**
- * The Bun entry: `bun run start`. Reads the environment, opens PostgreSQL (DATABASE_URL) or the
- * embedded PGlite, applies pending migrations, serves the app, and shuts down gracefully.
+ * The Bun entry: `bun run start` (and the single binary). Reads the environment, opens PostgreSQL
+ * (DATABASE_URL) or the embedded PGlite, applies pending migrations, serves the app, and shuts down
+ * gracefully.
  */
 import { getConnInfo } from 'hono/bun';
-import { createApp } from '../app';
-import { ConfigError, parseConfig } from '../config';
-import { runMigrations } from '../db/migrate';
-import { systemClock } from '../deps';
-import { createLogger } from '../lib/logger';
+import { ConfigError } from '../config';
+import { bootstrap } from './bootstrap';
 import { createBunHasher } from './bun-hasher';
-import { openDatabase } from './open-database';
-import { createRateLimitStore } from './rate-limit-store';
 import { readAssetFromNodeModules } from './read-asset-fs';
 import { standaloneFiles } from './standalone';
 
 const SHUTDOWN_GRACE_MS = 15_000; // in-flight requests get this long to finish after SIGTERM
 
 async function main() {
-  let parsed: ReturnType<typeof parseConfig>;
+  const embedded = standaloneFiles(); // migrations and docs assets inside a `bun run build:binary` executable
+  let service: Awaited<ReturnType<typeof bootstrap>>;
   try {
-    parsed = parseConfig(process.env);
+    service = await bootstrap(process.env, {
+      createHasher: (cost) => createBunHasher({ cost }),
+      readAsset: embedded?.readAsset ?? readAssetFromNodeModules,
+      remoteAddress: (c) => getConnInfo(c).remote.address,
+      migrationsFolder: embedded?.migrationsFolder,
+    });
   } catch (error) {
     if (!(error instanceof ConfigError)) throw error;
     console.error(error.message);
     process.exit(1);
   }
-  const { config, generatedSecret } = parsed;
-  const logger = createLogger(config.LOG_LEVEL);
-  if (generatedSecret) {
-    logger.warn('SECRET_KEY is not set: using a random key, so tokens will not survive a restart');
-  }
+  const { app, config, logger, database } = service;
 
   // Bun exits on an unhandled rejection. A stray one (say, from a connection dropped while idle) is a bug
   // to log and fix, not a reason to take down every request in flight.
   process.on('unhandledRejection', (reason) => {
     logger.error('unhandled rejection', { error: reason instanceof Error ? reason.name : typeof reason });
-  });
-
-  const database = await openDatabase(config);
-  const embedded = standaloneFiles(); // migrations and docs assets inside a `bun run build:binary` executable
-  await runMigrations(database, embedded?.migrationsFolder);
-  const rateLimitStore = await createRateLimitStore(config, { db: database.db, logger });
-  const hasher = createBunHasher({ cost: config.BCRYPT_COST });
-  const app = createApp({
-    db: database.db,
-    hasher,
-    config,
-    clock: systemClock,
-    logger,
-    readAsset: embedded?.readAsset ?? readAssetFromNodeModules,
-    rateLimits: rateLimitStore.rateLimits,
-    remoteAddress: (c) => getConnInfo(c).remote.address,
   });
 
   const server = Bun.serve({ fetch: app.fetch, hostname: config.HOST, port: config.PORT });
@@ -70,9 +52,7 @@ async function main() {
       process.exit(1);
     }, SHUTDOWN_GRACE_MS).unref();
     await server.stop(); // stops accepting, resolves once in-flight requests have finished
-    hasher.close();
-    await rateLimitStore.close();
-    await database.close();
+    await service.close();
     logger.info('stopped');
     process.exit(0);
   };
