@@ -1,5 +1,5 @@
 /**
- * Load benchmark: `bun run bench [--quick] [--duration 10] [--cost 12] [--users 200] [--no-reference]`
+ * Load benchmark: `bun run bench [--quick] [--duration 10] [--cost 12] [--users 200] [--no-reference] [--runtimes]`
  *
  * Starts this service (and, unless --no-reference, the original FastAPI app from
  * ../shared/reference/fastapi-seed) one at a time, each on a fresh PostgreSQL database, drives
@@ -28,6 +28,7 @@ const { values: flags } = parseArgs({
     cost: { type: 'string' },
     users: { type: 'string' },
     reference: { type: 'boolean', default: false },
+    runtimes: { type: 'boolean', default: false },
     'no-reference': { type: 'boolean', default: false },
   },
 });
@@ -157,10 +158,12 @@ async function startTarget(
   env: (databaseUrl: string) => Record<string, string>,
   readyPath: string,
   timeoutMs: number,
+  prepare?: (databaseUrl: string) => void,
 ): Promise<Target> {
   const db = `hpa_bench_${runId}_${name}`;
   await admin(`create database "${db}"`);
   databases.add(db);
+  prepare?.(`${PG}/${db}`);
   const port = freePort();
   const logFile = join(workDir, `${name}.log`);
   const fd = openSync(logFile, 'w');
@@ -185,6 +188,40 @@ async function startTarget(
   }
   const tail = readFileSync(logFile, 'utf8').split('\n').slice(-20).join('\n');
   throw new Error(`${name} did not become ready on ${target.base}${readyPath}:\n${tail}`);
+}
+
+/** The other entries of the same app, for --runtimes: name, command, and a build step if it has one. */
+const OTHER_RUNTIMES: [name: string, command: string[], build?: string[]][] = [
+  ['node', ['node', 'dist/runtimes/node.js'], ['bun', 'run', 'build:node']],
+  [
+    'deno',
+    [
+      'node_modules/deno/deno',
+      'run',
+      '--allow-env',
+      '--allow-net',
+      '--allow-read',
+      '--allow-write',
+      '--allow-sys',
+      'src/runtimes/deno.ts',
+    ],
+  ],
+  ['workers', ['bun', 'scripts/start-workers.ts']],
+];
+
+/** Resident memory of every process in the group (wrangler runs workerd, and both count), in MB. */
+function rssOfGroup(pgid: number): number {
+  let kb = 0;
+  for (const pid of readdirSync('/proc').filter((entry) => /^\d+$/.test(entry))) {
+    try {
+      const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+      if (Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[2]) !== pgid) continue; // field 5: pgrp
+      kb += Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? 0);
+    } catch {
+      // the process ended while we looked
+    }
+  }
+  return kb / 1024;
 }
 
 /** CPU seconds the process (all its threads) has used so far: utime + stime from /proc/<pid>/stat. */
@@ -438,25 +475,19 @@ async function main(): Promise<void> {
     return { results, idleRss, peakRss, busy };
   };
 
+  const ourEnv = (url: string) => ({
+    DATABASE_URL: url,
+    SECRET_KEY: secret,
+    BCRYPT_COST: `${cost}`,
+    LOG_LEVEL: 'warn',
+    // One load generator on one IP would be rate limited at once; the reference has no limits either.
+    RATE_LIMIT_LOGIN_PER_IP: '0',
+    RATE_LIMIT_LOGIN_FAILURES: '0',
+    RATE_LIMIT_REGISTER_PER_IP: '0',
+  });
   log(`our server: bun src/runtimes/bun.ts, BCRYPT_COST=${cost}`);
   const ours = await measure(
-    await startTarget(
-      'ours',
-      ['bun', 'src/runtimes/bun.ts'],
-      ROOT,
-      (url) => ({
-        DATABASE_URL: url,
-        SECRET_KEY: secret,
-        BCRYPT_COST: `${cost}`,
-        LOG_LEVEL: 'warn',
-        // One load generator on one IP would be rate limited at once; the reference has no limits either.
-        RATE_LIMIT_LOGIN_PER_IP: '0',
-        RATE_LIMIT_LOGIN_FAILURES: '0',
-        RATE_LIMIT_REGISTER_PER_IP: '0',
-      }),
-      '/health',
-      60_000,
-    ),
+    await startTarget('ours', ['bun', 'src/runtimes/bun.ts'], ROOT, ourEnv, '/health', 60_000),
   );
 
   let ref: typeof ours | undefined;
@@ -473,6 +504,26 @@ async function main(): Promise<void> {
         600_000,
       ),
     );
+  }
+
+  // --runtimes: the same app on the other entries, GET /users/me only (the scenario the README compares).
+  const perRuntime: { name: string; me: WrkResult; idleRss: number }[] = [];
+  if (flags.runtimes) {
+    for (const [name, command, build] of OTHER_RUNTIMES) {
+      log(`runtime ${name}: ${command.join(' ')}`);
+      if (build) sh(build);
+      const target = await startTarget(name, command, ROOT, ourEnv, '/health', 120_000, (url) =>
+        sh(['env', `DATABASE_URL=${url}`, 'bun', 'scripts/cli.ts', 'migrate']),
+      );
+      const token = await seed(target);
+      await waitIdle(target.proc.pid as number);
+      await waitForQuietMachine();
+      const idleRss = rssOfGroup(target.proc.pid as number);
+      const me = await wrk(`${target.base}/users/me`, { conns: 50, secs: seconds, token });
+      perRuntime.push({ name, me, idleRss });
+      await stopServer(target.proc);
+      await dropDatabase(target.db);
+    }
   }
 
   const o = ours.results;
@@ -497,6 +548,22 @@ async function main(): Promise<void> {
     '## Targets',
     '',
   ];
+  if (perRuntime.length > 0) {
+    lines.splice(
+      lines.indexOf('## Targets'),
+      0,
+      '## GET /users/me per runtime (c50, PostgreSQL)',
+      '',
+      '| runtime | req/s | p50 | p99 | errors | idle RSS (all processes) |',
+      '|---|--:|--:|--:|---|--:|',
+      `| bun | ${fmtRps(me.rps)} | ${fmtMs(me.p50)} | ${fmtMs(me.p99)} | ${fmtErrors(me)} | ${ours.idleRss.toFixed(0)} MB |`,
+      ...perRuntime.map(
+        (r) =>
+          `| ${r.name} | ${fmtRps(r.me.rps)} | ${fmtMs(r.me.p50)} | ${fmtMs(r.me.p99)} | ${fmtErrors(r.me)} | ${r.idleRss.toFixed(0)} MB |`,
+      ),
+      '',
+    );
+  }
   const refMe = ref?.results.me;
   lines.push(
     refMe

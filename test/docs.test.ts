@@ -1,5 +1,5 @@
 import { describe, expect, test } from 'bun:test';
-import { createTestApp, expectProblem, json } from './helpers';
+import { createTestApp, expectProblem, json, TEST_BASE_URL } from './helpers';
 
 const { app } = await createTestApp();
 
@@ -44,7 +44,8 @@ describe('GET /openapi.json', () => {
     expect((await spec()).paths[path]?.[method]).toBeDefined();
   });
 
-  test('documents every API route the app serves', async () => {
+  // Needs the app's route table, which only an in-process app has.
+  test.skipIf(TEST_BASE_URL !== undefined)('documents every API route the app serves', async () => {
     const { paths } = await spec();
     const served = app.routes.filter(
       (route) => route.method !== 'ALL' && !/^\/(docs|redoc|vendor|openapi\.json)\b/.test(route.path),

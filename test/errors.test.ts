@@ -16,12 +16,13 @@ import {
   uniqueEmail,
 } from './helpers';
 
-const { app, deps } = await createTestApp();
+const { app, deps, clock } = await createTestApp();
 const { app: smallBodyApp } = await createTestApp({ env: { BODY_LIMIT_BYTES: '2048' } });
 
 // A real postgres.js client aimed at a closed port: the database is "down" without mocking anything.
 const unreachable = createPostgresDb('postgres://postgres@127.0.0.1:1/postgres', { max: 1 });
-const { app: dbDownApp } = await createTestApp({ db: unreachable.db });
+// The same clock as `app`, so a token issued there is current here too.
+const { app: dbDownApp } = await createTestApp({ db: unreachable.db, clock });
 afterAll(() => unreachable.close());
 
 const oversized = (bytes: number) => ({ email: uniqueEmail(), password: 'x'.repeat(bytes) });

@@ -17,6 +17,7 @@ import {
   loginAsAdmin,
   loginSession,
   registerUser,
+  TEST_BASE_URL,
   TEST_PASSWORD,
   TEST_SECRET_KEY,
   uniqueEmail,
@@ -550,7 +551,19 @@ const HOSTILE_PATHS = [
   '/пользователи/я',
   '/users/%F0%9F%98%80',
 ];
-const METHODS = ['GET', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS', 'HEAD', 'PROPFIND', 'TRACE'];
+// TRACE only in-process: the Fetch standard forbids it in fetch(), so over real HTTP (the cross-runtime
+// suite) clients mangle it (Bun's fetch drops the body; wrangler's dev proxy answers garbage).
+const METHODS = [
+  'GET',
+  'POST',
+  'PUT',
+  'PATCH',
+  'DELETE',
+  'OPTIONS',
+  'HEAD',
+  'PROPFIND',
+  ...(TEST_BASE_URL ? [] : ['TRACE']),
+];
 
 const randomPath = fc.oneof(
   fc.constantFrom(...HOSTILE_PATHS),

@@ -12,6 +12,11 @@ import { readAssetFromNodeModules } from '../src/runtimes/read-asset-fs';
 import type { UserPublic } from '../src/schemas/user';
 
 export const TEST_DATABASE_URL = process.env.TEST_DATABASE_URL || undefined;
+/**
+ * Set by the cross-runtime harness (scripts/test-runtimes.ts): the suite then sends its requests over HTTP
+ * to a server of another runtime (Node, Deno, workerd, Bun) that runs on TEST_DATABASE_URL as it is.
+ */
+export const TEST_BASE_URL = process.env.TEST_BASE_URL || undefined;
 export const TEST_SECRET_KEY = 'test-secret-key-that-is-at-least-32-bytes-long';
 export const TEST_PASSWORD = 'correct horse battery';
 
@@ -19,7 +24,11 @@ let database: Promise<{ handle: DatabaseHandle; url?: string; drop(): Promise<vo
 
 /** The one database of this test process, migrated with the real ./drizzle migrations. */
 export async function testDatabase(): Promise<DatabaseHandle> {
-  database ??= TEST_DATABASE_URL ? freshPostgresDatabase(TEST_DATABASE_URL) : inMemoryPglite();
+  database ??= TEST_BASE_URL
+    ? serverDatabase(TEST_DATABASE_URL)
+    : TEST_DATABASE_URL
+      ? freshPostgresDatabase(TEST_DATABASE_URL)
+      : inMemoryPglite();
   return (await database).handle;
 }
 
@@ -38,6 +47,13 @@ export async function closeTestDatabase(): Promise<void> {
   await drop();
   sharedHasher?.close();
   sharedHasher = undefined;
+}
+
+/** The remote server's own database (the harness made and migrated it): used as it is, dropped by the harness. */
+async function serverDatabase(url: string | undefined) {
+  if (!url) throw new Error('TEST_BASE_URL needs TEST_DATABASE_URL: the database the server under test uses');
+  const { createPostgresDb } = await import('../src/db/client-postgres');
+  return { handle: createPostgresDb(url), url, drop: async () => {} };
 }
 
 async function inMemoryPglite() {
@@ -103,8 +119,15 @@ let sharedHasher: ReturnType<typeof createBunHasher> | undefined;
  * limits are built from the config as the runtime builds them (RATE_LIMIT_STORE=redis connects to Redis:
  * call `closeRateLimits()` when done).
  */
-export async function createTestApp(overrides: Partial<AppDeps> & { env?: Record<string, string> } = {}) {
-  const { env, ...depOverrides } = overrides;
+export async function createTestApp(
+  overrides: Partial<AppDeps> & { env?: Record<string, string>; inProcess?: boolean } = {},
+) {
+  const { env, inProcess, ...depOverrides } = overrides;
+  // Against a remote server only the default app can be remote: a test that changes the configuration,
+  // injects a dependency or moves the clock needs the app in this process (the README lists them).
+  if (TEST_BASE_URL && !inProcess && env === undefined && Object.keys(depOverrides).length === 0) {
+    return remoteTestApp(TEST_BASE_URL);
+  }
   const config = testConfig(env);
   sharedHasher ??= createBunHasher({ cost: config.BCRYPT_COST });
   const clock = createTestClock();
@@ -124,7 +147,27 @@ export async function createTestApp(overrides: Partial<AppDeps> & { env?: Record
   return { app: createApp(deps), deps, clock, closeRateLimits: rateLimitStore.close };
 }
 
-export type TestApp = Awaited<ReturnType<typeof createTestApp>>['app'];
+export type TestApp = ReturnType<typeof createApp>;
+
+/** The same shape as createTestApp's result, but every request goes over HTTP to the server at `baseUrl`. */
+async function remoteTestApp(baseUrl: string) {
+  // Paths go to the server as they are (even `//a//`); absolute URLs (hono/client sends
+  // http://localhost/...) keep only their path and query.
+  const request = (input: string | URL, init?: RequestInit): Promise<Response> => {
+    const text = String(input);
+    const path = /^https?:/.test(text) ? text.replace(/^https?:\/\/[^/]*/, '') : text;
+    return fetch(`${baseUrl}${path}`, init);
+  };
+  const clock: ReturnType<typeof createTestClock> = {
+    now: () => new Date(),
+    advance: () => {
+      throw new Error("a remote server's clock cannot be moved: use createTestApp({ inProcess: true })");
+    },
+  };
+  const config = testConfig();
+  const deps = { db: (await testDatabase()).db, config, clock } as Partial<AppDeps> as AppDeps;
+  return { app: { request } as unknown as TestApp, deps, clock, closeRateLimits: async () => {} };
+}
 
 let emailCounter = 0;
 /** An email no other test (or earlier run on the same database) uses. */

@@ -173,14 +173,14 @@ describe('refresh grant', () => {
   });
 
   test('accepts a refresh token until just before its session expires', async () => {
-    const own = await createTestApp();
+    const own = await createTestApp({ inProcess: true });
     const { refreshToken } = await loginAs(own.app);
     own.clock.advance(REFRESH_TOKEN_DAYS * DAY_MS - 1000);
     await expectRefreshed(refreshToken, own.app);
   });
 
   test('refuses a refresh token once its session expired', async () => {
-    const own = await createTestApp();
+    const own = await createTestApp({ inProcess: true });
     const { refreshToken } = await loginAs(own.app);
     own.clock.advance(REFRESH_TOKEN_DAYS * DAY_MS);
     await expectRefreshRefused(refreshToken, own.app);

@@ -64,14 +64,14 @@ describe('bearer verification', () => {
   });
 
   test('accepts a token until just before it expires', async () => {
-    const own = await createTestApp();
+    const own = await createTestApp({ inProcess: true });
     const { token } = await loginAs(own.app);
     own.clock.advance((ACCESS_TOKEN_SECONDS - 1) * 1000);
     expect((await own.app.request('/users/me', { headers: bearer(token) })).status).toBe(200);
   });
 
   test('rejects an expired token', async () => {
-    const own = await createTestApp();
+    const own = await createTestApp({ inProcess: true });
     const { token } = await loginAs(own.app);
     own.clock.advance(ACCESS_TOKEN_SECONDS * 1000);
     await expectUnauthorized(await own.app.request('/users/me', { headers: bearer(token) }));
