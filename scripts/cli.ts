@@ -14,6 +14,7 @@ import { AppError } from '../src/lib/errors';
 import { checkPasswordPolicy } from '../src/lib/password-policy';
 import { createBunHasher } from '../src/runtimes/bun-hasher';
 import { openDatabase } from '../src/runtimes/open-database';
+import { deleteExpiredRateLimits } from '../src/runtimes/rate-limit-store';
 import { EmailSchema, PasswordSchema } from '../src/schemas/user';
 import type { RequestMeta } from '../src/services/audit';
 import { importUsers, parseImportText } from '../src/services/import-users';
@@ -27,7 +28,7 @@ commands:
   rollback [--to <tag>|base]       revert the newest migration, or all after <tag>, or all (alembic downgrade)
   create-admin --email <email>     create an admin; the password is read from stdin or a prompt, never argv
   set-role --email <email> --role <user|admin>
-  prune-sessions                   delete ended (revoked or expired) sessions; safe to run from cron
+  prune                            delete ended sessions and expired rate-limit counters; safe to run from cron
   import-users --file <path|->     import the FastAPI app's users (JSON lines or a JSON array; - is stdin),
                                    bcrypt hashes kept as they are; exit 1 when any row was rejected`;
 
@@ -119,12 +120,13 @@ const COMMANDS: Record<string, Command> = {
     console.log(`${user.email} is now ${user.role}`);
   },
 
-  async 'prune-sessions'(database) {
+  async prune(database) {
     const deleted = await database.db
       .delete(sessions)
       .where(or(lt(sessions.expiresAt, systemClock.now()), sql`${sessions.revokedAt} is not null`))
       .returning({ id: sessions.id });
-    console.log(`deleted ${deleted.length} ended sessions`);
+    const counters = await deleteExpiredRateLimits(database.db);
+    console.log(`deleted ${deleted.length} ended sessions and ${counters} expired rate-limit counters`);
   },
 
   'import-users': importUsersCommand,

@@ -2,6 +2,8 @@ import { afterAll, beforeAll, describe, expect, test } from 'bun:test';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { sql } from 'drizzle-orm';
+import { createPgliteDb } from '../src/db/client-pglite';
 import { uniqueEmail } from './helpers';
 import { SERVER_TEST_TIMEOUT_MS, spawnProject } from './server-process';
 
@@ -151,11 +153,26 @@ describe('bun scripts/cli.ts', () => {
   );
 
   test(
-    'prune-sessions runs and reports what it deleted',
+    'prune deletes ended sessions and expired rate-limit counters, and says how many',
     async () => {
-      const { code, stdout } = await cli(['prune-sessions']);
+      // One ended session, one live session, one expired and one current rate-limit counter.
+      const handle = await createPgliteDb(dir);
+      try {
+        await handle.db.execute(sql`
+          insert into sessions (user_id, expires_at, revoked_at)
+          select id, now() + interval '1 day', now() from users order by id limit 1`);
+        await handle.db.execute(sql`
+          insert into sessions (user_id, expires_at) select id, now() + interval '1 day' from users order by id limit 1`);
+        await handle.db.execute(sql`
+          insert into rate_limits (key, points, expire)
+          values ('rl:test:old', 3, now() - interval '1 minute'), ('rl:test:new', 1, now() + interval '1 hour')`);
+      } finally {
+        await handle.close();
+      }
+      const { code, stdout } = await cli(['prune']);
       expect(code).toBe(0);
-      expect(stdout).toMatch(/^deleted \d+ ended sessions$/m);
+      expect(stdout).toContain('deleted 1 ended sessions and 1 expired rate-limit counters');
+      expect((await cli(['prune'])).stdout).toContain('deleted 0 ended sessions and 0 expired rate-limit counters');
     },
     SERVER_TEST_TIMEOUT_MS,
   );

@@ -40,7 +40,11 @@ const FALLBACK_WARNING_INTERVAL_MS = 60_000; // one warning a minute while a sto
  */
 export async function createRateLimitStore(
   config: Config,
-  { db, logger }: { db: Database; logger: Logger },
+  {
+    db,
+    logger,
+    sweep = true,
+  }: { db: Database; logger: Logger /** delete expired counters every 5 min */; sweep?: boolean },
 ): Promise<RateLimitStore> {
   const specs = Object.entries(rateLimitSpecs(config)) as [RateLimitName, RateLimitSpec][];
   const build = (make: (name: RateLimitName, options: RateLimitSpec) => RateLimits[RateLimitName]) =>
@@ -63,10 +67,11 @@ export async function createRateLimitStore(
 
   if (config.RATE_LIMIT_STORE === 'postgres') {
     const rateLimits = build((name, options) => new PostgresLimiter(db, options, fallback(name, options)));
+    if (!sweep) return { rateLimits, close: async () => {} };
     // One sweep of expired rows serves every limiter: they share the table.
-    const sweep = setInterval(() => void sweepExpired(db).catch(() => {}), SWEEP_INTERVAL_MS);
-    (sweep as { unref?: () => void }).unref?.();
-    return { rateLimits, close: async () => clearInterval(sweep) };
+    const timer = setInterval(() => void deleteExpiredRateLimits(db).catch(() => {}), SWEEP_INTERVAL_MS);
+    (timer as { unref?: () => void }).unref?.();
+    return { rateLimits, close: async () => clearInterval(timer) };
   }
 
   const redis = await connectRedis(config.REDIS_URL);
@@ -197,6 +202,11 @@ class PostgresLimiter implements Limiter {
   }
 }
 
-async function sweepExpired(db: Database): Promise<void> {
-  await db.delete(rateLimitsTable).where(lt(rateLimitsTable.expire, new Date()));
+/** Deletes counters whose window has passed (they would restart at the next attempt anyway); returns how many. */
+export async function deleteExpiredRateLimits(db: Database): Promise<number> {
+  const deleted = await db
+    .delete(rateLimitsTable)
+    .where(lt(rateLimitsTable.expire, new Date()))
+    .returning({ key: rateLimitsTable.key });
+  return deleted.length;
 }

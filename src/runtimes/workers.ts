@@ -129,8 +129,10 @@ export default {
     const { config, databaseUrl, logger, hasher } = shared;
     const database = createPostgresDb(databaseUrl, { max: 1 });
     try {
-      // The PostgreSQL store works on this request's connection; the memory store ignores the database.
-      const limits = () => createRateLimitStore(config, { db: database.db, logger }).then((store) => store.rateLimits);
+      // The PostgreSQL store works on this request's connection; the memory store ignores the database. No
+      // timers in a request: expired counters are swept by `bun run cli prune` (cron), not by the Worker.
+      const limits = () =>
+        createRateLimitStore(config, { db: database.db, logger, sweep: false }).then((store) => store.rateLimits);
       if (config.RATE_LIMIT_STORE === 'memory') shared.memoryLimits ??= limits();
       const rateLimits = await (shared.memoryLimits ?? limits());
       const app = createApp({
