@@ -15,14 +15,7 @@ import { UserPublicSchema, UserRegisterSchema } from '../schemas/user';
 import { recordAudit } from '../services/audit';
 import { revokeAllSessions, revokeSession, rotateRefreshToken, startSession } from '../services/sessions';
 import { issueAccessToken } from '../services/tokens';
-import {
-  authenticate,
-  createUser,
-  findUserByEmail,
-  normalizeEmail,
-  recordLogin,
-  toPublicUser,
-} from '../services/users';
+import { authenticate, createUser, normalizeEmail, recordLogin, toPublicUser } from '../services/users';
 
 export const registerRoute = createRoute({
   method: 'post',
@@ -108,18 +101,17 @@ export const authRoutes = new OpenAPIHono<AppEnv>({ defaultHook })
     }
     const email = form.username ?? '';
     await countLoginAttempt(deps, email); // 429 for a locked account, before any hashing
-    const user = await authenticate(deps, email, form.password ?? '');
-    if (!user) {
+    const authentication = await authenticate(deps, email, form.password ?? '');
+    if (authentication.user === null) {
       // The attempted email is kept (never the password) so an admin can see who is being targeted; for a
       // known email the event is also filed under that user, so GET /audit?user_id shows attacks on them.
-      // Looked up on every failure, known email or not, so the extra query reveals nothing by its timing.
-      const target = await findUserByEmail(deps, email);
       await recordAudit(deps.db, meta, 'login_failed', {
-        userId: target?.id ?? null,
+        userId: authentication.accountId,
         details: { email: normalizeEmail(email).slice(0, 254) },
       });
       throw new AppError(401, 'Incorrect email or password', { headers: { 'WWW-Authenticate': BEARER_CHALLENGE } });
     }
+    const { user } = authentication;
     await clearLoginFailures(deps, email);
     const { session, refreshToken } = await deps.db.transaction(async (tx) => {
       await recordLogin(tx, user.id, deps.clock.now());

@@ -16,7 +16,7 @@ import { openDatabase } from './open-database';
 import { createRateLimitStore } from './rate-limit-store';
 
 export interface RuntimeParts {
-  createHasher(cost: number): PasswordHasher & { close(): void | Promise<void> };
+  createHasher(cost: number): PasswordHasher & { close(): Promise<void> };
   readAsset: ReadAsset;
   remoteAddress?: (c: Context<AppEnv>) => string | undefined;
   /** Where the migrations are, when not ./drizzle (the single binary embeds them). */

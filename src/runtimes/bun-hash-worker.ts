@@ -1,14 +1,11 @@
 /**
- * One bcrypt job at a time, synchronously, on this worker's own thread.
- * The *Sync calls matter: the async Bun.password API would hand the work to the
- * native pool that crypto.subtle also uses, which is what this worker exists to avoid.
+ * One bcrypt job at a time, synchronously, on this worker thread (see hash-pool.ts). The *Sync calls
+ * matter: Bun.password's async API would hand the work to the native pool that crypto.subtle also uses.
  */
 import { dlopen, FFIType, ptr } from 'bun:ffi';
 import { setPriority } from 'node:os';
-import type { HashJob, HashReply, WorkerInit } from './bun-hasher';
-
-// bun-types declares `self` as the global scope without Worker's onmessage/postMessage.
-declare const self: { onmessage: ((event: MessageEvent) => void) | null; postMessage(message: unknown): void };
+import { parentPort, workerData } from 'node:worker_threads';
+import type { HashJob, HashReply, HashWorkerData } from './hash-pool';
 
 const SCHED_IDLE = 5; // linux/sched.h
 const LOWEST_NICE = 19;
@@ -33,22 +30,19 @@ function lowerPriority(): void {
   } catch {}
 }
 
-self.onmessage = (event) => {
-  const msg = event.data as WorkerInit | HashJob;
-  if (msg.op === 'init') {
-    if (msg.lowPriority) lowerPriority();
-    return;
-  }
+if ((workerData as HashWorkerData | undefined)?.lowPriority) lowerPriority();
+
+parentPort?.on('message', (job: HashJob) => {
   let reply: HashReply;
   try {
     const value =
-      msg.op === 'hash'
-        ? Bun.password.hashSync(msg.password, { algorithm: 'bcrypt', cost: msg.cost })
-        : Bun.password.verifySync(msg.password, msg.hash, 'bcrypt');
+      job.op === 'hash'
+        ? Bun.password.hashSync(job.password, { algorithm: 'bcrypt', cost: job.cost })
+        : Bun.password.verifySync(job.password, job.hash, 'bcrypt');
     reply = { ok: true, value };
   } catch (error) {
     // verifySync throws on a hash it cannot parse; that is a mismatch, not a fault.
-    reply = msg.op === 'verify' ? { ok: true, value: false } : { ok: false, error: String(error) };
+    reply = job.op === 'verify' ? { ok: true, value: false } : { ok: false, error: String(error) };
   }
-  self.postMessage(reply);
-};
+  parentPort?.postMessage(reply);
+});

@@ -1,24 +1,24 @@
 /**
- * One bcryptjs job at a time, synchronously, on this worker thread (see portable-hasher.ts).
+ * One bcryptjs job at a time, synchronously, on this worker thread (see hash-pool.ts).
  * Runs under Node (built to dist/runtimes/portable-hash-worker.js) and Deno (this file).
  */
 import { setPriority } from 'node:os';
 import { parentPort, workerData } from 'node:worker_threads';
 import bcrypt from 'bcryptjs';
-import type { PortableHashJob, PortableHashReply, PortableWorkerData } from './portable-hasher';
+import type { HashJob, HashReply, HashWorkerData } from './hash-pool';
 
 const LOWEST_NICE = 19;
 
 // On Linux a nice value belongs to a thread, and pid 0 means the calling thread: this lowers only this
 // worker. Best effort: a sandbox or another OS may refuse, and hashing works either way.
-if ((workerData as PortableWorkerData | undefined)?.lowPriority) {
+if ((workerData as HashWorkerData | undefined)?.lowPriority) {
   try {
     setPriority(0, LOWEST_NICE);
   } catch {}
 }
 
-parentPort?.on('message', (job: PortableHashJob) => {
-  let reply: PortableHashReply;
+parentPort?.on('message', (job: HashJob) => {
+  let reply: HashReply;
   try {
     const value =
       job.op === 'hash' ? bcrypt.hashSync(job.password, job.cost) : bcrypt.compareSync(job.password, job.hash);

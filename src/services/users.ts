@@ -75,18 +75,23 @@ function dummyHash(hasher: Deps['hasher']): Promise<string> {
 const isAcceptablePassword = (password: string) =>
   new TextEncoder().encode(password).length <= MAX_PASSWORD_BYTES && !password.includes('\0');
 
+export type Authentication =
+  | { user: User }
+  | { user: null /** the account the email names, for the audit log */; accountId: number | null };
+
 /**
- * Returns the user when the email and password match an enabled account, null otherwise.
- * Unknown emails, wrong passwords and disabled accounts look the same from outside: same result and
- * one bcrypt verify each, so neither the answer nor its timing reveals which emails exist.
+ * `user` when the email and password match an enabled account; otherwise null, with the id of the account
+ * the email names (if any) for the caller's audit log. Unknown emails, wrong passwords and disabled accounts
+ * look the same from outside: same answer and one bcrypt verify each, so neither the answer nor its timing
+ * reveals which emails exist.
  */
-export async function authenticate(deps: Deps, email: string, password: string): Promise<User | null> {
+export async function authenticate(deps: Deps, email: string, password: string): Promise<Authentication> {
   const user = await findUserByEmail(deps, email);
   const acceptable = isAcceptablePassword(password);
   const hash = user && acceptable ? user.passwordHash : await dummyHash(deps.hasher);
   const matches = await deps.hasher.verify(acceptable ? password : '', hash);
-  if (!user || !acceptable || !matches || user.disabled) return null;
-  return user;
+  if (!user || !acceptable || !matches || user.disabled) return { user: null, accountId: user?.id ?? null };
+  return { user };
 }
 
 /** Sets last_login_time, never moving it backwards when logins of one user race. */
