@@ -20,8 +20,9 @@ let commonPasswords: Promise<ReadonlySet<string>> | undefined;
  * pay. A dynamic import, not a file read, so every runtime (and a Workers bundle) gets it.
  */
 export function loadCommonPasswords(): Promise<ReadonlySet<string>> {
-  commonPasswords ??= import('@zxcvbn-ts/language-common').then(
-    ({ dictionary }) => new Set(dictionary['passwords-common'].map((p) => p.toLowerCase())),
+  // Only the password list: the package's index also decompresses word lists and keyboard graphs we never use.
+  commonPasswords ??= import('@zxcvbn-ts/language-common/dist/passwords.json.mjs').then(
+    ({ default: passwords }: { default: string[] }) => new Set(passwords.map((p) => p.toLowerCase())),
     (error: unknown) => {
       commonPasswords = undefined; // a failed load is retried by the next request, not cached as a rejection
       throw error;
