@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { sql } from 'drizzle-orm';
 import { createPgliteDb } from '../src/db/client-pglite';
 import { uniqueEmail } from './helpers';
-import { SERVER_TEST_TIMEOUT_MS, spawnProject } from './server-process';
+import { runCli, SERVER_TEST_TIMEOUT_MS } from './server-process';
 
 // Always its own PGlite directory, in PostgreSQL runs too: these tests need a database with no other admins.
 const dir = mkdtempSync(join(tmpdir(), 'hpa-cli-test-'));
@@ -14,16 +14,7 @@ const PASSWORD = 'an admin passphrase';
 
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-/** Runs `bun scripts/cli.ts ...args` to completion, with `input` on stdin when given. */
-async function cli(args: string[], input?: string) {
-  const proc = spawnProject(['scripts/cli.ts', ...args], env, input === undefined ? 'ignore' : new Blob([input]));
-  const [stdout, stderr, code] = await Promise.all([
-    new Response(proc.stdout).text(),
-    new Response(proc.stderr).text(),
-    proc.exited,
-  ]);
-  return { stdout, stderr, code };
-}
+const cli = (args: string[], input?: string) => runCli(args, env, input);
 
 const createAdmin = (email: string, password = PASSWORD) => cli(['create-admin', '--email', email], `${password}\n`);
 

@@ -7,6 +7,7 @@
 import { afterAll, beforeAll, expect, test } from 'bun:test';
 import { createPostgresClient } from '../src/db/client-postgres';
 import { expectProblem, TEST_DATABASE_URL, TEST_PASSWORD, uniqueEmail } from './helpers';
+import { login, register } from './runtime-process';
 import { SERVER_TEST_TIMEOUT_MS, type ServerProcess, startServer } from './server-process';
 import { TcpProxy } from './tcp-proxy';
 
@@ -46,17 +47,8 @@ beforeAll(async () => {
   url.pathname = `/${DATABASE}`;
   server = await startServer({ DATABASE_URL: url.href, REQUEST_TIMEOUT_MS: String(REQUEST_TIMEOUT_MS) });
   const email = uniqueEmail('faults');
-  const register = await fetch(`${server.url}/register`, {
-    method: 'POST',
-    headers: { 'Content-Type': 'application/json' },
-    body: JSON.stringify({ email, password: TEST_PASSWORD }),
-  });
-  expect(register.status).toBe(201);
-  const login = await fetch(`${server.url}/token`, {
-    method: 'POST',
-    body: new URLSearchParams({ username: email, password: TEST_PASSWORD }),
-  });
-  token = ((await login.json()) as { access_token: string }).access_token;
+  await register(server.url, email);
+  token = await login(server.url, email);
 }, SERVER_TEST_TIMEOUT_MS);
 
 afterAll(async () => {

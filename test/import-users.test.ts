@@ -6,7 +6,7 @@ import { and, eq } from 'drizzle-orm';
 import { auditEvents, users } from '../src/db/schema';
 import { importUsers, parseImportText } from '../src/services/import-users';
 import { createTestApp, expectProblem, login, uniqueEmail } from './helpers';
-import { SERVER_TEST_TIMEOUT_MS, spawnProject } from './server-process';
+import { runCli, SERVER_TEST_TIMEOUT_MS } from './server-process';
 
 // Made by the original app's hashing, pasted here so the test never runs Python:
 //   /usr/bin/python3 -c "from passlib.hash import bcrypt; print(bcrypt.using(rounds=4).hash('Imported-From-FastAPI 1'))"
@@ -167,15 +167,7 @@ describe('bun run cli import-users (a real process, its own PGlite)', () => {
     referenceRow(uniqueEmail('cli-legacy'), PASSLIB_2Y.hash, { role: 'admin' }),
   ];
 
-  async function cli(args: string[], input?: string) {
-    const proc = spawnProject(['scripts/cli.ts', ...args], env, input === undefined ? 'ignore' : new Blob([input]));
-    const [stdout, stderr, code] = await Promise.all([
-      new Response(proc.stdout).text(),
-      new Response(proc.stderr).text(),
-      proc.exited,
-    ]);
-    return { stdout, stderr, code };
-  }
+  const cli = (args: string[], input?: string) => runCli(args, env, input);
 
   beforeAll(async () => {
     const migrated = await cli(['migrate']);

@@ -16,17 +16,9 @@ import {
 } from '../src/db/migrate';
 import { rowsOf } from '../src/db/rows';
 import { TEST_DATABASE_URL } from './helpers';
-import { SERVER_TEST_TIMEOUT_MS, spawnProject } from './server-process';
+import { runCli, SERVER_TEST_TIMEOUT_MS } from './server-process';
 
-async function cli(args: string[], env: Record<string, string>) {
-  const proc = spawnProject(['scripts/cli.ts', ...args], env);
-  const [stdout, stderr, code] = await Promise.all([
-    new Response(proc.stdout).text(),
-    new Response(proc.stderr).text(),
-    proc.exited,
-  ]);
-  return { stdout, stderr, code };
-}
+const cli = (args: string[], env: Record<string, string>) => runCli(args, env);
 
 describe('migration CLI on PGlite', () => {
   const dir = mkdtempSync(join(tmpdir(), 'hpa-migrate-test-'));

@@ -6,9 +6,9 @@
 
 import { afterAll, expect } from 'bun:test';
 import type { Subprocess } from 'bun';
+import { TEST_PASSWORD, uniqueEmail } from './helpers';
 
 export const PROJECT_ROOT = new URL('..', import.meta.url).pathname;
-export const TEST_PASSWORD = 'correct horse battery';
 export const PROCESS_SECRET_KEY = 'runtime-test-secret-key-that-is-at-least-32-bytes';
 const STOP_TIMEOUT_MS = 20_000;
 
@@ -129,9 +129,6 @@ export const listeningLine = (line: string): string | undefined => {
     return undefined;
   }
 };
-
-let counter = 0;
-export const uniqueEmail = (tag: string) => `${tag}-${process.pid}-${Date.now().toString(36)}-${++counter}@example.com`;
 
 export async function register(url: string, email: string, password = TEST_PASSWORD): Promise<void> {
   const res = await fetch(`${url}/register`, {

@@ -9,6 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createPostgresClient, createPostgresDb } from '../src/db/client-postgres';
 import { runMigrations } from '../src/db/migrate';
+import { uniqueEmail } from './helpers';
 import {
   expectAuthFlow,
   expectDocs,
@@ -21,7 +22,6 @@ import {
   type RuntimeProcess,
   register,
   startProcess,
-  uniqueEmail,
 } from './runtime-process';
 
 const ADMIN_URL = process.env.TEST_DATABASE_URL || 'postgres://postgres@127.0.0.1:5432/postgres';

@@ -31,6 +31,17 @@ export function spawnProject<const In extends SpawnOptions.Writable = 'ignore'>(
   });
 }
 
+/** Runs `bun scripts/cli.ts ...args` to completion, with `input` on its stdin when given. */
+export async function runCli(args: string[], env: Record<string, string | undefined>, input?: string) {
+  const proc = spawnProject(['scripts/cli.ts', ...args], env, input === undefined ? 'ignore' : new Blob([input]));
+  const [stdout, stderr, code] = await Promise.all([
+    new Response(proc.stdout).text(),
+    new Response(proc.stderr).text(),
+    proc.exited,
+  ]);
+  return { stdout, stderr, code };
+}
+
 /** Starts `src/runtimes/bun.ts` on a random loopback port and resolves once it logs that it is listening. */
 export async function startServer(env: Record<string, string | undefined>): Promise<ServerProcess> {
   const proc = spawnProject(['src/runtimes/bun.ts'], { HOST: '127.0.0.1', PORT: '0', BCRYPT_COST: '4', ...env });

@@ -3,6 +3,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { TEST_PASSWORD, testDatabaseUrl, uniqueEmail } from './helpers';
+import { expectAuthFlow } from './runtime-process';
 import { SERVER_TEST_TIMEOUT_MS, spawnProject, startServer } from './server-process';
 
 // On PostgreSQL runs the server shares the suite's fresh database; otherwise it gets its own PGlite directory.
@@ -17,22 +18,7 @@ describe('the Bun server process', () => {
     'serves register, login and /users/me over TCP, then exits 0 on SIGTERM',
     async () => {
       const server = await startServer(databaseEnv);
-      const email = uniqueEmail('tcp');
-      const registered = await fetch(`${server.url}/register`, {
-        method: 'POST',
-        headers: { 'Content-Type': 'application/json' },
-        body: JSON.stringify({ email, password: TEST_PASSWORD }),
-      });
-      expect(registered.status).toBe(201);
-      const token = await fetch(`${server.url}/token`, {
-        method: 'POST',
-        body: new URLSearchParams({ username: email, password: TEST_PASSWORD }),
-      });
-      expect(token.status).toBe(200);
-      const { access_token } = (await token.json()) as { access_token: string };
-      const me = await fetch(`${server.url}/users/me`, { headers: { Authorization: `Bearer ${access_token}` } });
-      expect(me.status).toBe(200);
-      expect(((await me.json()) as { email: string }).email).toBe(email);
+      await expectAuthFlow(server.url, 'tcp');
 
       server.proc.kill('SIGTERM');
       expect(await server.proc.exited).toBe(0);
