@@ -1,0 +1,31 @@
+/**
+ * The bcryptjs pool that Node and Deno use (Workers use bcryptjs directly): hashes interoperate with
+ * Bun.password's and verify the original FastAPI app's passlib hashes, so users move between runtimes and
+ * imported accounts log in everywhere.
+ */
+import { afterAll, expect, test } from 'bun:test';
+import { createBunHasher } from '../src/runtimes/bun-hasher';
+import { createPortableHasher } from '../src/runtimes/portable-hasher';
+
+const portable = createPortableHasher({ cost: 4, threads: 1 });
+const bun = createBunHasher({ cost: 4, threads: 1 });
+afterAll(() => Promise.all([portable.close(), bun.close()]));
+
+test('verifies passlib $2b$ and $2y$ hashes from the original app', async () => {
+  // passlib.hash.bcrypt.hash("password", rounds=12, ident="2b")
+  expect(await portable.verify('password', '$2b$12$bIRGj4QPPoSUMWsJE.4Pk.T1qTpDWz7HhMnuiQhGzGinKPsx/HQdq')).toBe(true);
+  // passlib bcrypt.using(rounds=4, ident='2y').hash('Yet another legacy 3')
+  const legacy = '$2y$04$7WjVXKtqbe0vYrSC31IS6.k.IKk.9wcHTXf0aSJKY0MkLwyR2vhs.';
+  expect(await portable.verify('Yet another legacy 3', legacy)).toBe(true);
+  expect(await portable.verify('Yet another legacy 4', legacy)).toBe(false);
+});
+
+test('a hash made by Bun verifies with bcryptjs, and the other way round', async () => {
+  const password = 'zwölf Boxkämpfer jagen Viktor';
+  const fromBun = await bun.hash(password);
+  const fromPortable = await portable.hash(password);
+  expect(fromPortable).toStartWith('$2b$04$');
+  expect(await portable.verify(password, fromBun)).toBe(true);
+  expect(await bun.verify(password, fromPortable)).toBe(true);
+  expect(await bun.verify(`${password}!`, fromPortable)).toBe(false);
+});
