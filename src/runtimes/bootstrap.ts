@@ -1,11 +1,11 @@
 /**
- * The start-up every long-running entry shares (Bun, Node, Deno): configuration,
- * database, migrations, rate-limit store, hasher, app. Serving, signals and exiting stay in each entry,
- * since those are what differ between runtimes.
+ * What every long-running entry shares (Bun, Node, Deno): start-up (configuration, database, migrations,
+ * rate-limit store, hasher, app) and the process's life (listening log, graceful shutdown). Each entry
+ * supplies only what differs: how to serve, exit and hear signals.
  */
 import type { Context } from 'hono';
 import { createApp } from '../app';
-import { type Config, parseConfig } from '../config';
+import { type Config, ConfigError, parseConfig } from '../config';
 import type { DatabaseHandle } from '../db/database';
 import { runMigrations } from '../db/migrate';
 import { type AppEnv, systemClock } from '../deps';
@@ -70,3 +70,72 @@ export async function bootstrap(env: Record<string, unknown>, parts: RuntimePart
 export function listeningUrl(host: string, port: number): string {
   return `http://${host.includes(':') ? `[${host}]` : host}:${port}/`;
 }
+
+const SHUTDOWN_GRACE_MS = 15_000; // in-flight requests get this long to finish after SIGTERM
+
+/** What differs between the long-running runtimes: how to listen, exit and hear signals. */
+export interface Host {
+  env: Record<string, unknown>;
+  parts: RuntimeParts;
+  /** Starts serving; `stop` stops accepting and resolves once in-flight requests have finished. */
+  listen(service: Service): Promise<{ url: string; stop(): Promise<void> }>;
+  onSignal(signal: 'SIGTERM' | 'SIGINT', handler: () => void): void;
+  onUnhandledRejection(handler: (reason: unknown) => void): void;
+  exit(code: number): never;
+  /** Extra fields for the `listening` log line (e.g. the runtime's version). */
+  describe?: Record<string, string>;
+}
+
+/**
+ * The whole life of a server process, the same on Bun, Node and Deno: start (a configuration error is one
+ * line on stderr and exit 1), log `listening`, and on SIGTERM/SIGINT stop accepting, let in-flight requests
+ * finish, release everything and exit 0.
+ */
+export async function runServer(host: Host): Promise<void> {
+  let service: Service;
+  try {
+    service = await bootstrap(host.env, host.parts);
+  } catch (error) {
+    console.error(error instanceof ConfigError ? error.message : `failed to start: ${describe(error)}`);
+    host.exit(1);
+  }
+  const { config, logger, database } = service;
+  // The runtimes exit on an unhandled rejection. A stray one (say, from a connection dropped while idle) is
+  // a bug to log and fix, not a reason to take down every request in flight.
+  host.onUnhandledRejection((reason) => logger.error('unhandled rejection', { error: describe(reason) }));
+
+  let server: Awaited<ReturnType<Host['listen']>>;
+  try {
+    server = await host.listen(service);
+  } catch (error) {
+    console.error(`failed to start: ${describe(error)}`);
+    await service.close();
+    host.exit(1);
+  }
+  logger.info('listening', {
+    url: server.url,
+    database: database.driver,
+    rateLimitStore: config.RATE_LIMIT_STORE,
+    ...host.describe,
+  });
+
+  let stopping = false;
+  const shutdown = async (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    logger.info('shutting down', { signal });
+    const timer = setTimeout(() => {
+      logger.error('in-flight requests did not finish in time; exiting');
+      host.exit(1);
+    }, SHUTDOWN_GRACE_MS);
+    await server.stop();
+    await service.close();
+    clearTimeout(timer);
+    logger.info('stopped');
+    host.exit(0);
+  };
+  host.onSignal('SIGTERM', () => void shutdown('SIGTERM'));
+  host.onSignal('SIGINT', () => void shutdown('SIGINT'));
+}
+
+const describe = (error: unknown) => (error instanceof Error ? error.message : String(error));

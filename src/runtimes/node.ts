@@ -9,67 +9,32 @@
 import type { AddressInfo } from 'node:net';
 import { serve } from '@hono/node-server';
 import { getConnInfo } from '@hono/node-server/conninfo';
-import { ConfigError } from '../config';
-import { bootstrap, listeningUrl } from './bootstrap';
+import { listeningUrl, runServer } from './bootstrap';
 import { createPortableHasher } from './portable-hasher';
 import { readAssetFromNodeModules } from './read-asset-fs';
 
-const SHUTDOWN_GRACE_MS = 15_000; // in-flight requests get this long to finish after SIGTERM
-
-async function main() {
-  let service: Awaited<ReturnType<typeof bootstrap>>;
-  try {
-    service = await bootstrap(process.env, {
-      createHasher: (cost) => createPortableHasher({ cost }),
-      readAsset: readAssetFromNodeModules,
-      remoteAddress: (c) => getConnInfo(c).remote.address,
+await runServer({
+  env: process.env,
+  parts: {
+    createHasher: (cost) => createPortableHasher({ cost }),
+    readAsset: readAssetFromNodeModules,
+    remoteAddress: (c) => getConnInfo(c).remote.address,
+  },
+  async listen({ app, config }) {
+    const server = await new Promise<ReturnType<typeof serve>>((resolve, reject) => {
+      const started = serve({ fetch: app.fetch, hostname: config.HOST, port: config.PORT }, () => resolve(started));
+      started.once('error', reject);
     });
-  } catch (error) {
-    if (!(error instanceof ConfigError)) throw error;
-    console.error(error.message);
-    process.exit(1);
-  }
-  const { app, config, logger, database } = service;
-
-  // Node exits on an unhandled rejection. A stray one (say, from a connection dropped while idle) is a bug
-  // to log and fix, not a reason to take down every request in flight.
-  process.on('unhandledRejection', (reason) => {
-    logger.error('unhandled rejection', { error: reason instanceof Error ? reason.name : typeof reason });
-  });
-
-  const server = await new Promise<ReturnType<typeof serve>>((resolve, reject) => {
-    const started = serve({ fetch: app.fetch, hostname: config.HOST, port: config.PORT }, () => resolve(started));
-    started.once('error', reject);
-  });
-  const { port } = server.address() as AddressInfo;
-  logger.info('listening', {
-    url: listeningUrl(config.HOST, port),
-    database: database.driver,
-    rateLimitStore: config.RATE_LIMIT_STORE,
-    runtime: `node ${process.version}`,
-  });
-
-  let stopping = false;
-  const shutdown = async (signal: string) => {
-    if (stopping) return;
-    stopping = true;
-    logger.info('shutting down', { signal });
-    setTimeout(() => {
-      logger.error('in-flight requests did not finish in time; exiting');
-      process.exit(1);
-    }, SHUTDOWN_GRACE_MS).unref();
-    // close() stops accepting and, since Node 19, drops idle keep-alive connections; it calls back once
-    // in-flight requests have finished.
-    await new Promise<void>((resolve) => server.close(() => resolve()));
-    await service.close();
-    logger.info('stopped');
-    process.exit(0);
-  };
-  process.on('SIGTERM', () => void shutdown('SIGTERM'));
-  process.on('SIGINT', () => void shutdown('SIGINT'));
-}
-
-main().catch((error: unknown) => {
-  console.error(`failed to start: ${error instanceof Error ? error.message : String(error)}`);
-  process.exit(1);
+    const { port } = server.address() as AddressInfo;
+    return {
+      url: listeningUrl(config.HOST, port),
+      // close() stops accepting and, since Node 19, drops idle keep-alive connections; it calls back once
+      // in-flight requests have finished.
+      stop: () => new Promise<void>((resolve) => server.close(() => resolve())),
+    };
+  },
+  onSignal: (signal, handler) => process.on(signal, handler),
+  onUnhandledRejection: (handler) => process.on('unhandledRejection', handler),
+  exit: (code) => process.exit(code),
+  describe: { runtime: `node ${process.version}` },
 });
