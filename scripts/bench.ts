@@ -13,6 +13,7 @@ import { availableParallelism, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import postgres from 'postgres';
+import { freePort, RUNTIMES, type RuntimeCommand } from './runtimes';
 
 const ROOT = resolve(import.meta.dir, '..');
 const POST_LUA = join(import.meta.dir, 'bench', 'post.lua');
@@ -143,14 +144,6 @@ interface Target {
   db: string;
 }
 
-function freePort(): number {
-  const probe = Bun.serve({ hostname: '127.0.0.1', port: 0, fetch: () => new Response() });
-  const port = probe.port;
-  probe.stop(true);
-  if (!port) throw new Error('could not find a free port');
-  return port;
-}
-
 async function startTarget(
   name: string,
   cmd: string[],
@@ -189,25 +182,6 @@ async function startTarget(
   const tail = readFileSync(logFile, 'utf8').split('\n').slice(-20).join('\n');
   throw new Error(`${name} did not become ready on ${target.base}${readyPath}:\n${tail}`);
 }
-
-/** The other entries of the same app, for --runtimes: name, command, and a build step if it has one. */
-const OTHER_RUNTIMES: [name: string, command: string[], build?: string[]][] = [
-  ['node', ['node', 'dist/runtimes/node.js'], ['bun', 'run', 'build:node']],
-  [
-    'deno',
-    [
-      'node_modules/deno/deno',
-      'run',
-      '--allow-env',
-      '--allow-net',
-      '--allow-read',
-      '--allow-write',
-      '--allow-sys',
-      'src/runtimes/deno.ts',
-    ],
-  ],
-  ['workers', ['bun', 'scripts/start-workers.ts']],
-];
 
 /** Resident memory of every process in the group (wrangler runs workerd, and both count), in MB. */
 function rssOfGroup(pgid: number): number {
@@ -511,7 +485,9 @@ async function main(): Promise<void> {
   // --runtimes: the same app on the other entries, GET /users/me only (the scenario the README compares).
   const perRuntime: { name: string; me: WrkResult; idleRss: number }[] = [];
   if (flags.runtimes) {
-    for (const [name, command, build] of OTHER_RUNTIMES) {
+    // The other entries of the same app; Bun was measured above.
+    for (const name of ['node', 'deno', 'workers'] as const) {
+      const { command, build } = RUNTIMES[name] as RuntimeCommand;
       log(`runtime ${name}: ${command.join(' ')}`);
       if (build) sh(build);
       const target = await startTarget(name, command, ROOT, ourEnv, '/health', 120_000, (url) =>

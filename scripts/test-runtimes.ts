@@ -9,6 +9,7 @@
  */
 import type { Subprocess } from 'bun';
 import postgres from 'postgres';
+import { freePort, RUNTIMES, type RuntimeCommand, type RuntimeName } from './runtimes';
 
 const ROOT = new URL('..', import.meta.url).pathname;
 const ADMIN_URL = process.env.TEST_DATABASE_URL || 'postgres://postgres@127.0.0.1:5432/postgres';
@@ -29,40 +30,9 @@ const FILES = [
   'fuzz',
 ].map((name) => `test/${name}.test.ts`);
 
-interface Runtime {
-  build?: string[];
-  command: string[];
-}
-
-const RUNTIMES: Record<string, Runtime> = {
-  bun: { command: ['bun', 'src/runtimes/bun.ts'] },
-  node: { build: ['bun', 'run', 'build:node'], command: ['node', 'dist/runtimes/node.js'] },
-  // The deno binary itself, not npm's wrapper, so SIGTERM reaches the server.
-  deno: {
-    command: [
-      'node_modules/deno/deno',
-      'run',
-      '--allow-env',
-      '--allow-net',
-      '--allow-read',
-      '--allow-write',
-      '--allow-sys',
-      'src/runtimes/deno.ts',
-    ],
-  },
-  workers: { command: ['bun', 'scripts/start-workers.ts'] },
-};
-
 function run(cmd: string[], env: Record<string, string | undefined> = {}) {
   const result = Bun.spawnSync(cmd, { cwd: ROOT, env: { ...process.env, ...env }, stdout: 'pipe', stderr: 'pipe' });
   if (result.exitCode !== 0) throw new Error(`${cmd.join(' ')} failed:\n${result.stderr.toString()}`);
-}
-
-async function freePort(): Promise<number> {
-  const listener = Bun.listen({ hostname: '127.0.0.1', port: 0, socket: { data() {} } });
-  const { port } = listener;
-  listener.stop(true);
-  return port;
 }
 
 async function waitForHealth(url: string, server: Subprocess): Promise<void> {
@@ -80,7 +50,11 @@ async function waitForHealth(url: string, server: Subprocess): Promise<void> {
 }
 
 /** Runs the suite against one runtime; returns the pass and fail counts bun test reported. */
-async function suiteOn(name: string, runtime: Runtime, admin: postgres.Sql): Promise<{ pass: number; fail: number }> {
+async function suiteOn(
+  name: string,
+  runtime: RuntimeCommand,
+  admin: postgres.Sql,
+): Promise<{ pass: number; fail: number }> {
   const database = `hpa_xrt_${name}_${process.pid}_${Date.now().toString(36)}`;
   const databaseUrl = Object.assign(new URL(ADMIN_URL), { pathname: `/${database}` }).href;
   await admin.unsafe(`create database "${database}"`);
@@ -88,7 +62,7 @@ async function suiteOn(name: string, runtime: Runtime, admin: postgres.Sql): Pro
   try {
     run(['bun', 'scripts/cli.ts', 'migrate'], { DATABASE_URL: databaseUrl });
     if (runtime.build) run(runtime.build);
-    const port = await freePort();
+    const port = freePort();
     const url = `http://127.0.0.1:${port}`;
     server = Bun.spawn(runtime.command, {
       cwd: ROOT,
@@ -159,7 +133,7 @@ async function main(): Promise<number> {
   try {
     for (const name of names) {
       try {
-        const result = await suiteOn(name, RUNTIMES[name] as Runtime, admin);
+        const result = await suiteOn(name, RUNTIMES[name as RuntimeName], admin);
         pass += result.pass;
         fail += result.fail;
       } catch (error) {

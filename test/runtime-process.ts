@@ -35,13 +35,6 @@ function killGroup(proc: Subprocess, signal: NodeJS.Signals): void {
   }
 }
 
-export async function freePort(): Promise<number> {
-  const listener = Bun.listen({ hostname: '127.0.0.1', port: 0, socket: { data() {} } });
-  const { port } = listener;
-  listener.stop(true);
-  return port;
-}
-
 /**
  * Starts `cmd` in a new process group and resolves once `ready` (checked against each output line, or a
  * URL polled until it answers 200) says it is serving; rejects after `timeoutMs` with the output so far.

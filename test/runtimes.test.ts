@@ -4,9 +4,10 @@
  * one runtime logs in through the others, on one database.
  */
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { freePort, RUNTIMES } from '../scripts/runtimes';
 import { createPostgresClient, createPostgresDb } from '../src/db/client-postgres';
 import { runMigrations } from '../src/db/migrate';
 import { uniqueEmail } from './helpers';
@@ -14,7 +15,6 @@ import {
   expectAuthFlow,
   expectDocs,
   expectMe,
-  freePort,
   listeningLine,
   login,
   PROCESS_SECRET_KEY,
@@ -27,9 +27,6 @@ import {
 const ADMIN_URL = process.env.TEST_DATABASE_URL || 'postgres://postgres@127.0.0.1:5432/postgres';
 const START_TIMEOUT_MS = 60_000; // a fresh PGlite directory alone takes ~5 s; Deno compiles the sources once
 const TEST_TIMEOUT_MS = 120_000;
-// The same binary node_modules/.bin/deno launches, without its Node wrapper (which would not pass SIGTERM on).
-const DENO = ['node_modules/deno/deno', 'node_modules/.bin/deno'].find((path) => existsSync(join(PROJECT_ROOT, path)));
-const DENO_PERMISSIONS = ['--allow-env', '--allow-net', '--allow-read', '--allow-write', '--allow-sys'];
 
 const commonEnv = { SECRET_KEY: PROCESS_SECRET_KEY, BCRYPT_COST: '4', LOG_LEVEL: 'info', HOST: '127.0.0.1' };
 const databaseName = `hpa_runtimes_${process.pid}_${Date.now().toString(36)}`;
@@ -46,7 +43,7 @@ beforeAll(async () => {
   const handle = createPostgresDb(databaseUrl);
   await runMigrations(handle);
   await handle.close();
-  const build = Bun.spawnSync(['bun', 'run', 'build:node'], { cwd: PROJECT_ROOT, stderr: 'pipe' });
+  const build = Bun.spawnSync(RUNTIMES.node.build, { cwd: PROJECT_ROOT, stderr: 'pipe' });
   if (build.exitCode !== 0) throw new Error(`bun run build:node failed: ${build.stderr.toString()}`);
 }, TEST_TIMEOUT_MS);
 
@@ -56,30 +53,20 @@ afterAll(async () => {
   rmSync(pgliteDir, { recursive: true, force: true });
 });
 
-const startNode = (env: Record<string, string>) =>
-  startProcess('node', ['node', 'dist/runtimes/node.js'], {
+/** A server entry that logs its own `listening` URL (Bun, Node, Deno), on a port it picks itself. */
+const startEntry = (name: 'bun' | 'node' | 'deno') => (env: Record<string, string>) =>
+  startProcess(name, RUNTIMES[name].command, {
     env: { ...commonEnv, PORT: '0', ...env },
     ready: { line: listeningLine },
     timeoutMs: START_TIMEOUT_MS,
   });
-
-const startDeno = (env: Record<string, string>) =>
-  startProcess('deno', [DENO as string, 'run', ...DENO_PERMISSIONS, 'src/runtimes/deno.ts'], {
-    env: { ...commonEnv, PORT: '0', ...env },
-    ready: { line: listeningLine },
-    timeoutMs: START_TIMEOUT_MS,
-  });
-
-const startBun = (env: Record<string, string>) =>
-  startProcess('bun', ['bun', 'src/runtimes/bun.ts'], {
-    env: { ...commonEnv, PORT: '0', ...env },
-    ready: { line: listeningLine },
-    timeoutMs: START_TIMEOUT_MS,
-  });
+const startBun = startEntry('bun');
+const startNode = startEntry('node');
+const startDeno = startEntry('deno');
 
 async function startWorkers(env: Record<string, string>) {
-  const port = await freePort();
-  return startProcess('workers', ['bun', 'scripts/start-workers.ts'], {
+  const port = freePort();
+  return startProcess('workers', RUNTIMES.workers.command, {
     env: { ...commonEnv, PORT: String(port), ...env },
     ready: { url: `http://127.0.0.1:${port}` },
     timeoutMs: START_TIMEOUT_MS,
