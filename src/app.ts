@@ -7,7 +7,7 @@ import { secureHeaders } from 'hono/secure-headers';
 import { timeout } from 'hono/timeout';
 import packageJson from '../package.json' with { type: 'json' };
 import type { AppDeps, AppEnv } from './deps';
-import { handleError, problem } from './lib/errors';
+import { handleError, problem, RETRY_SOON } from './lib/errors';
 import { defaultHook } from './lib/validation';
 import { configureOpenAPI } from './openapi';
 import { adminRoutes } from './routes/admin';
@@ -65,7 +65,7 @@ export function createApp(deps: AppDeps) {
       config.REQUEST_TIMEOUT_MS,
       () =>
         new HTTPException(503, {
-          res: problem(503, 'The request took too long; try again shortly', { headers: { 'Retry-After': '5' } }),
+          res: problem(503, 'The request took too long; try again shortly', { headers: RETRY_SOON }),
         }),
     ),
   );

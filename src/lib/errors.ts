@@ -86,7 +86,8 @@ const UNAVAILABLE_CODES = new Set([
   '57P03', // cannot_connect_now
   '53300', // too_many_connections
 ]);
-const RETRY_AFTER_SECONDS = '5';
+/** For a 503 that a retry will likely fix soon: a database blip, a slow request. Seconds (RFC 9110 §10.2.3). */
+export const RETRY_SOON = { 'Retry-After': '5' };
 
 /** The `code`s of an error and of the errors it wraps (DrizzleQueryError keeps the driver's error as `cause`). */
 export function errorCodes(error: unknown): string[] {
@@ -103,20 +104,17 @@ export function isDatabaseUnavailable(error: unknown): boolean {
   return errorCodes(error).some((code) => UNAVAILABLE_CODES.has(code) || code.startsWith('08'));
 }
 
-export function databaseUnavailable(): Response {
-  return problem(503, 'The database is unavailable; try again shortly', {
-    headers: { 'Retry-After': RETRY_AFTER_SECONDS },
-  });
-}
+export const databaseUnavailable = () =>
+  new AppError(503, 'The database is unavailable; try again shortly', { headers: RETRY_SOON });
 
 /** The one place every thrown error becomes a response; nothing from `err.message` of unknown errors reaches a client. */
 export function handleError(err: Error, c: Context<AppEnv>): Response {
-  if (err instanceof AppError) return problem(err.status, err.detail, err.options);
-  if (err instanceof HTTPException) return fromHttpException(err);
   if (isDatabaseUnavailable(err)) {
     c.var.deps.logger.warn('database unavailable', { requestId: c.var.requestId, error: describe(err) });
-    return databaseUnavailable();
+    err = databaseUnavailable();
   }
+  if (err instanceof AppError) return problem(err.status, err.detail, err.options);
+  if (err instanceof HTTPException) return fromHttpException(err);
   // The frames locate the bug; the message stays out, because messages can carry input (a password, a query value).
   const frames = err.stack?.split('\n').slice(1).join('\n');
   c.var.deps.logger.error('unhandled error', { requestId: c.var.requestId, error: describe(err), stack: frames });

@@ -40,13 +40,8 @@ export async function createUser(
   });
 }
 
-export async function findUserById({ db }: Pick<AppDeps, 'db'>, id: number): Promise<User | undefined> {
-  const [user] = await db.select().from(users).where(eq(users.id, id)).limit(1);
-  return user;
-}
-
 export async function getUser({ db }: Pick<AppDeps, 'db'>, id: number): Promise<User> {
-  const user = await findUserById({ db }, id);
+  const [user] = await db.select().from(users).where(eq(users.id, id)).limit(1);
   if (!user) throw notFound();
   return user;
 }
