@@ -1,9 +1,9 @@
 /**
  * `bun run build:binary`: one self-contained executable, dist/hono-postgres-auth, that needs neither Bun
  * nor node_modules nor the sources. Besides the bundled code it embeds, under its virtual root:
- * - the bcrypt worker (a second entrypoint: src/runtimes/bun-hasher.ts starts it by URL),
- * - drizzle/ (the migrations, applied at start; src/runtimes/standalone.ts points the migrator there),
- * - docs-assets/ (exactly the files of src/lib/docs-assets.ts, for /docs and /redoc),
+ * - the bcrypt worker (a second entrypoint: src/hashing/bun.ts starts it by URL),
+ * - drizzle/ (the migrations, applied at start; src/runtimes/bun.ts points the migrator there),
+ * - docs-assets/ (exactly the files of src/docs/assets.ts, for /docs and /redoc),
  * - PGlite's WASM and data files, which PGlite looks for next to its own (bundled) module.
  */
 import { rm } from 'node:fs/promises';
@@ -21,7 +21,7 @@ export async function buildBinary(outfile = BINARY_PATH): Promise<string> {
   // A directory asset keeps its own name under the root; a file asset is placed by its basename.
   const assets = [join(ROOT, 'drizzle'), STAGED_DOCS_ASSETS, ...PGLITE_FILES.map((file) => join(pgliteDist, file))];
   const result = await Bun.build({
-    entrypoints: [join(ROOT, 'src/runtimes/bun.ts'), join(ROOT, 'src/runtimes/bun-hash-worker.ts')],
+    entrypoints: [join(ROOT, 'src/runtimes/bun.ts'), join(ROOT, 'src/hashing/bun-worker.ts')],
     compile: {
       outfile,
       assets,

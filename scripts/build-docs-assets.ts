@@ -1,12 +1,12 @@
 /**
- * Copies exactly the files /docs and /redoc load (src/lib/docs-assets.ts) into one folder, each under its
+ * Copies exactly the files /docs and /redoc load (src/docs/assets.ts) into one folder, each under its
  * package path (`swagger-ui-dist/swagger-ui.css`), for runtimes without node_modules: the Workers static
  * assets (`[assets]` in wrangler.toml) and the single binary (embedded with `--asset`).
  * `bun scripts/build-docs-assets.ts [outDir]`, default dist/docs-assets.
  */
 import { mkdir, rm } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
-import { DOCS_ASSETS } from '../src/lib/docs-assets';
+import { DOCS_ASSETS } from '../src/docs/assets';
 
 export const DOCS_ASSETS_DIR = resolve(import.meta.dir, '../dist/docs-assets');
 

@@ -2,9 +2,9 @@ import type { Context } from 'hono';
 import type { Config } from './config';
 import type { Database } from './db/database';
 import type { User } from './db/schema';
-import type { ReadAsset } from './lib/docs-assets';
+import type { ReadAsset } from './docs/assets';
+import type { PasswordHasher } from './hashing/hasher';
 import type { Logger } from './lib/logger';
-import type { PasswordHasher } from './lib/password-hasher';
 import type { RateLimits } from './middleware/rate-limit';
 import type { AccessTokenClaims } from './services/tokens';
 

@@ -1,7 +1,7 @@
 import { swaggerUI } from '@hono/swagger-ui';
 import type { OpenAPIHono } from '@hono/zod-openapi';
 import type { AppEnv } from './deps';
-import { DOCS_ASSET_PREFIX, DOCS_ASSETS, REDOC_LOGO_PATH, REDOC_LOGO_SVG } from './lib/docs-assets';
+import { DOCS_ASSET_PREFIX, DOCS_ASSETS, REDOC_LOGO_PATH, REDOC_LOGO_SVG } from './docs/assets';
 import { problem } from './lib/errors';
 
 export const OPENAPI_PATH = '/openapi.json';

@@ -1,7 +1,7 @@
 import { expect, test } from 'bun:test';
 import { readdirSync, readFileSync } from 'node:fs';
-import { createBunHasher } from '../src/runtimes/bun-hasher';
-import { createHashPool } from '../src/runtimes/hash-pool';
+import { createBunHasher } from '../src/hashing/bun';
+import { createHashPool } from '../src/hashing/pool';
 
 const SCHED_IDLE = 5; // linux/sched.h
 
@@ -131,7 +131,7 @@ test('rejects an invalid cost or thread count up front', () => {
 });
 
 async function runScript(source: string): Promise<{ code: number; stdout: string }> {
-  const modulePath = new URL('../src/runtimes/bun-hasher.ts', import.meta.url).pathname;
+  const modulePath = new URL('../src/hashing/bun.ts', import.meta.url).pathname;
   const proc = Bun.spawn([process.execPath, '-e', source.replaceAll('MODULE', JSON.stringify(modulePath))], {
     stdout: 'pipe',
     stderr: 'inherit',

@@ -2,8 +2,8 @@ import { afterAll, describe, expect, test } from 'bun:test';
 import { sql } from 'drizzle-orm';
 import { createPostgresDb } from '../src/db/client-postgres';
 import { rowsOf } from '../src/db/rows';
+import type { PasswordHasher } from '../src/hashing/hasher';
 import { createLogger } from '../src/lib/logger';
-import type { PasswordHasher } from '../src/lib/password-hasher';
 import {
   bearer,
   createTestApp,

@@ -5,10 +5,10 @@ import type { DatabaseHandle } from '../src/db/database';
 import { runMigrations } from '../src/db/migrate';
 import { users } from '../src/db/schema';
 import type { AppDeps, Clock } from '../src/deps';
+import { readAssetFromNodeModules } from '../src/docs/read-node-modules';
+import { createBunHasher } from '../src/hashing/bun';
 import { createLogger } from '../src/lib/logger';
-import { createBunHasher } from '../src/runtimes/bun-hasher';
-import { createRateLimitStore } from '../src/runtimes/rate-limit-store';
-import { readAssetFromNodeModules } from '../src/runtimes/read-asset-fs';
+import { createRateLimitStore } from '../src/rate-limit/stores';
 import type { UserPublic } from '../src/schemas/user';
 
 export const TEST_DATABASE_URL = process.env.TEST_DATABASE_URL || undefined;

@@ -4,8 +4,8 @@
  * imported accounts log in everywhere.
  */
 import { afterAll, expect, test } from 'bun:test';
-import { createBunHasher } from '../src/runtimes/bun-hasher';
-import { createPortableHasher } from '../src/runtimes/portable-hasher';
+import { createBunHasher } from '../src/hashing/bun';
+import { createPortableHasher } from '../src/hashing/portable';
 
 const portable = createPortableHasher({ cost: 4, threads: 1 });
 const bun = createBunHasher({ cost: 4, threads: 1 });

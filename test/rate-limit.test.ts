@@ -3,7 +3,7 @@ import { ConfigError } from '../src/config';
 import { createPostgresClient } from '../src/db/client-postgres';
 import { createLogger } from '../src/lib/logger';
 import { clientKey } from '../src/middleware/rate-limit';
-import { createRateLimitStore } from '../src/runtimes/rate-limit-store';
+import { createRateLimitStore } from '../src/rate-limit/stores';
 import {
   createTestApp,
   expectProblem,

@@ -80,7 +80,7 @@ function rateLimited(msBeforeNext: number, detail: string): AppError {
 /**
  * Counts one request against `key`; throws a 429 problem with `Retry-After` once the limit is reached.
  * The shared stores (Redis, PostgreSQL) fall back to this instance's own in-memory limits while they are
- * unreachable (see runtimes/rate-limit-store.ts), so an outage keeps the protection, only per instance.
+ * unreachable (see rate-limit/stores.ts), so an outage keeps the protection, only per instance.
  * Should even that fail, the request goes through with a warning: a broken limiter must not lock every
  * user out of their account (fail open), and the per-account limit is a second line behind the per-IP one.
  */

@@ -8,12 +8,12 @@ import { createApp } from '../app';
 import { type Config, ConfigError, parseConfig } from '../config';
 import type { DatabaseHandle } from '../db/database';
 import { runMigrations } from '../db/migrate';
+import { openDatabase } from '../db/open';
 import { type AppEnv, systemClock } from '../deps';
-import type { ReadAsset } from '../lib/docs-assets';
+import type { ReadAsset } from '../docs/assets';
+import type { PasswordHasher } from '../hashing/hasher';
 import { createLogger, type Logger } from '../lib/logger';
-import type { PasswordHasher } from '../lib/password-hasher';
-import { openDatabase } from './open-database';
-import { createRateLimitStore } from './rate-limit-store';
+import { createRateLimitStore } from '../rate-limit/stores';
 
 export interface RuntimeParts {
   createHasher(cost: number): PasswordHasher & { close(): Promise<void> };

@@ -4,9 +4,10 @@
  * extensionless relative imports). Same configuration, databases and migrations as the Bun entry;
  * bcrypt is bcryptjs on a pool of worker threads; graceful shutdown on SIGTERM/SIGINT.
  */
+
+import { readAssetFromNodeModules } from '../docs/read-node-modules';
+import { createPortableHasher } from '../hashing/portable';
 import { listeningUrl, runServer } from './bootstrap';
-import { createPortableHasher } from './portable-hasher';
-import { readAssetFromNodeModules } from './read-asset-fs';
 
 // The part of the Deno namespace this entry uses; the project's type-check runs with Bun's types only.
 interface DenoServeInfo {

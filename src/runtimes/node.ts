@@ -9,9 +9,9 @@
 import type { AddressInfo } from 'node:net';
 import { serve } from '@hono/node-server';
 import { getConnInfo } from '@hono/node-server/conninfo';
+import { readAssetFromNodeModules } from '../docs/read-node-modules';
+import { createPortableHasher } from '../hashing/portable';
 import { listeningUrl, runServer } from './bootstrap';
-import { createPortableHasher } from './portable-hasher';
-import { readAssetFromNodeModules } from './read-asset-fs';
 
 await runServer({
   env: process.env,

@@ -18,12 +18,12 @@ import { createApp } from '../app';
 import { type Config, ConfigError, parseConfig } from '../config';
 import { createPostgresDb } from '../db/client-postgres';
 import { systemClock } from '../deps';
-import type { ReadAsset } from '../lib/docs-assets';
+import type { ReadAsset } from '../docs/assets';
+import type { PasswordHasher } from '../hashing/hasher';
 import { problem } from '../lib/errors';
 import { createLogger, type Logger } from '../lib/logger';
-import type { PasswordHasher } from '../lib/password-hasher';
 import type { RateLimits } from '../middleware/rate-limit';
-import { createRateLimitStore } from './rate-limit-store';
+import { createRateLimitStore } from '../rate-limit/stores';
 
 /** The bindings this Worker reads (wrangler.toml, `wrangler secret put`, `.dev.vars`). */
 export interface WorkersEnv {

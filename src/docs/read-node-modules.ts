@@ -1,6 +1,6 @@
 import { readFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
-import type { ReadAsset } from '../lib/docs-assets';
+import type { ReadAsset } from './assets';
 
 const require = createRequire(import.meta.url);
 

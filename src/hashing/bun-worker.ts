@@ -1,11 +1,11 @@
 /**
- * One bcrypt job at a time, synchronously, on this worker thread (see hash-pool.ts). The *Sync calls
+ * One bcrypt job at a time, synchronously, on this worker thread (see pool.ts). The *Sync calls
  * matter: Bun.password's async API would hand the work to the native pool that crypto.subtle also uses.
  */
 import { dlopen, FFIType, ptr } from 'bun:ffi';
 import { setPriority } from 'node:os';
 import { parentPort, workerData } from 'node:worker_threads';
-import type { HashJob, HashReply, HashWorkerData } from './hash-pool';
+import type { HashJob, HashReply, HashWorkerData } from './pool';
 
 const SCHED_IDLE = 5; // linux/sched.h
 const LOWEST_NICE = 19;

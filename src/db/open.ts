@@ -1,5 +1,5 @@
 import type { Config } from '../config';
-import type { DatabaseHandle } from '../db/database';
+import type { DatabaseHandle } from './database';
 
 /**
  * PostgreSQL via postgres.js when DATABASE_URL is set, otherwise the embedded PGlite in PGLITE_DIR.
@@ -7,9 +7,9 @@ import type { DatabaseHandle } from '../db/database';
  */
 export async function openDatabase(config: Pick<Config, 'DATABASE_URL' | 'PGLITE_DIR'>): Promise<DatabaseHandle> {
   if (config.DATABASE_URL) {
-    const { createPostgresDb } = await import('../db/client-postgres');
+    const { createPostgresDb } = await import('./client-postgres');
     return createPostgresDb(config.DATABASE_URL);
   }
-  const { createPgliteDb } = await import('../db/client-pglite');
+  const { createPgliteDb } = await import('./client-pglite');
   return createPgliteDb(config.PGLITE_DIR);
 }

@@ -14,7 +14,7 @@
  */
 import { availableParallelism } from 'node:os';
 import { Worker } from 'node:worker_threads';
-import type { PasswordHasher } from '../lib/password-hasher';
+import type { PasswordHasher } from './hasher';
 
 export interface HashPoolOptions {
   /** bcrypt cost (log2 rounds), 4–31. */

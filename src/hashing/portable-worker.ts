@@ -1,11 +1,11 @@
 /**
- * One bcryptjs job at a time, synchronously, on this worker thread (see hash-pool.ts).
- * Runs under Node (built to dist/runtimes/portable-hash-worker.js) and Deno (this file).
+ * One bcryptjs job at a time, synchronously, on this worker thread (see pool.ts).
+ * Runs under Node (built to dist/hashing/portable-worker.js) and Deno (this file).
  */
 import { setPriority } from 'node:os';
 import { parentPort, workerData } from 'node:worker_threads';
 import bcrypt from 'bcryptjs';
-import type { HashJob, HashReply, HashWorkerData } from './hash-pool';
+import type { HashJob, HashReply, HashWorkerData } from './pool';
 
 const LOWEST_NICE = 19;
 
