@@ -3,22 +3,21 @@
  * it: DATABASE_URL, else the PGlite in PGLITE_DIR (stop the service first: one process per directory).
  */
 import { parseArgs } from 'node:util';
-import { lt, or, sql } from 'drizzle-orm';
 import type { z } from 'zod';
-import { ConfigError, parseCliConfig } from '../src/config';
+import { parseCliConfig } from '../src/config';
 import type { DatabaseHandle } from '../src/db/database';
 import { migrationStatus, ROLLBACK_TO_BASE, rollbackMigrations, runMigrations } from '../src/db/migrate';
 import { openDatabase } from '../src/db/open';
-import { ROLES, type Role, sessions } from '../src/db/schema';
-import { systemClock } from '../src/deps';
 import { createBunHasher } from '../src/hashing/bun';
-import { AppError } from '../src/lib/errors';
-import { checkPasswordPolicy } from '../src/lib/password-policy';
+import { systemClock } from '../src/lib/clock';
+import { DescribedError, describeError } from '../src/lib/logger';
+import type { RequestMeta } from '../src/lib/request-meta';
+import { describeIssues } from '../src/lib/validation';
 import { deleteExpiredRateLimits } from '../src/rate-limit/stores';
-import { EmailSchema, PasswordSchema } from '../src/schemas/user';
-import type { RequestMeta } from '../src/services/audit';
+import { UserRegisterSchema } from '../src/schemas/user';
 import { importUsers, parseImportText } from '../src/services/import-users';
-import { createUser, setRoleByEmail } from '../src/services/users';
+import { deleteEndedSessions } from '../src/services/sessions';
+import { createUser, ROLES, type Role, setRoleByEmail } from '../src/services/users';
 
 const USAGE = `usage: bun run cli <command> [options]
 
@@ -45,9 +44,9 @@ function required(options: Options, name: string): string {
   return value;
 }
 
-function parse<S extends z.ZodType>(schema: S, value: unknown, what: string): z.output<S> {
-  const result = schema.safeParse(value);
-  if (!result.success) throw new UsageError(`${what}: ${result.error.issues.map((i) => i.message).join('; ')}`);
+async function parse<S extends z.ZodType>(schema: S, value: unknown): Promise<z.output<S>> {
+  const result = await schema.safeParseAsync(value);
+  if (!result.success) throw new UsageError(describeIssues(result.error));
   return result.data;
 }
 
@@ -99,13 +98,14 @@ const COMMANDS: Record<string, Command> = {
   },
 
   async 'create-admin'(database, options) {
-    const email = parse(EmailSchema, required(options, 'email'), 'email');
-    const password = parse(PasswordSchema, await readPassword(), 'password');
-    const refused = await checkPasswordPolicy(password, email);
-    if (refused) throw new UsageError(`password: ${refused}`);
+    // The same schema, and so the same password policy, as POST /register.
+    const { email, password } = await parse(UserRegisterSchema, {
+      email: required(options, 'email'),
+      password: await readPassword(),
+    });
     const hasher = createBunHasher({ cost: parseCliConfig(process.env).BCRYPT_COST, threads: 1 });
     try {
-      const user = await createUser({ db: database.db, hasher }, { email, password, role: 'admin' }, CLI_META);
+      const user = await createUser({ db: database.db, hasher }, { email, password, role: 'admin', meta: CLI_META });
       console.log(`created admin ${user.email} (id ${user.id})`);
     } finally {
       hasher.close();
@@ -116,17 +116,18 @@ const COMMANDS: Record<string, Command> = {
     const email = required(options, 'email');
     const role = required(options, 'role');
     if (!ROLES.includes(role as Role)) throw new UsageError(`--role must be one of ${ROLES.join(', ')}`);
-    const user = await setRoleByEmail({ db: database.db, clock: systemClock }, email, role as Role, CLI_META);
+    const user = await setRoleByEmail(
+      { db: database.db, clock: systemClock },
+      { email, role: role as Role, meta: CLI_META },
+    );
     console.log(`${user.email} is now ${user.role}`);
   },
 
   async prune(database) {
-    const deleted = await database.db
-      .delete(sessions)
-      .where(or(lt(sessions.expiresAt, systemClock.now()), sql`${sessions.revokedAt} is not null`))
-      .returning({ id: sessions.id });
-    const counters = await deleteExpiredRateLimits(database.db);
-    console.log(`deleted ${deleted.length} ended sessions and ${counters} expired rate-limit counters`);
+    const ctx = { db: database.db, clock: systemClock };
+    const sessions = await deleteEndedSessions(ctx);
+    const counters = await deleteExpiredRateLimits(ctx);
+    console.log(`deleted ${sessions} ended sessions and ${counters} expired rate-limit counters`);
   },
 
   'import-users': importUsersCommand,
@@ -136,14 +137,14 @@ const COMMANDS: Record<string, Command> = {
 async function importUsersCommand(database: DatabaseHandle, options: Options): Promise<void> {
   const file = required(options, 'file');
   const text = await (file === '-' ? new Response(Bun.stdin.stream()).text() : Bun.file(file).text());
-  const report = await importUsers(database.db, parseImportText(text), CLI_META);
+  const report = await importUsers({ db: database.db }, { inputs: parseImportText(text), meta: CLI_META });
   for (const { line, email } of report.duplicates) console.log(`line ${line}: skipped ${email}: already registered`);
   for (const { line, reason } of report.rejected) console.error(`line ${line}: rejected: ${reason}`);
   const { imported, duplicates, rejected } = report;
   console.log(
     `imported ${imported.length}, skipped ${duplicates.length} already registered, rejected ${rejected.length}`,
   );
-  if (rejected.length > 0) throw new Error(`${rejected.length} row(s) rejected; fix them and run again`);
+  if (rejected.length > 0) throw new DescribedError(`${rejected.length} row(s) rejected; fix them and run again`);
 }
 
 async function main(argv: string[]): Promise<number> {
@@ -184,8 +185,7 @@ main(process.argv.slice(2)).then(
       console.error(`error: ${error.message}\n\n${USAGE}`);
       process.exit(2);
     }
-    const known = error instanceof ConfigError || error instanceof AppError || error instanceof Error;
-    console.error(`error: ${known ? (error as Error).message : String(error)}`);
+    console.error(`error: ${describeError(error)}`);
     process.exit(1);
   },
 );

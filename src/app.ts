@@ -1,4 +1,4 @@
-import { OpenAPIHono } from '@hono/zod-openapi';
+import type { Context } from 'hono';
 import { bodyLimit } from 'hono/body-limit';
 import { cors } from 'hono/cors';
 import { HTTPException } from 'hono/http-exception';
@@ -6,14 +6,19 @@ import { requestId } from 'hono/request-id';
 import { secureHeaders } from 'hono/secure-headers';
 import { timeout } from 'hono/timeout';
 import packageJson from '../package.json' with { type: 'json' };
-import type { AppDeps, AppEnv } from './deps';
-import { handleError, problem, RETRY_SOON } from './lib/errors';
-import { defaultHook } from './lib/validation';
+import type { AppEnv } from './app-env';
+import { isDatabaseUnavailable } from './db/errors';
+import type { AppDeps } from './deps';
+import { describeError } from './lib/logger';
+import { AppError, PROBLEM_CONTENT_TYPE, type ProblemCode, problemResponse } from './lib/problems';
+import { requestMeta } from './middleware/request-meta';
 import { configureOpenAPI } from './openapi';
 import { adminRoutes } from './routes/admin';
 import { authRoutes } from './routes/auth';
 import { healthRoutes } from './routes/health';
+import { createRouter } from './routes/router';
 import { userRoutes } from './routes/users';
+import { createServiceContext } from './services/context';
 
 /**
  * Builds the whole HTTP API around injected dependencies. Pure: no env, no filesystem, no runtime
@@ -21,11 +26,12 @@ import { userRoutes } from './routes/users';
  */
 export function createApp(deps: AppDeps) {
   const { config, logger } = deps;
-  const app = new OpenAPIHono<AppEnv>({ defaultHook });
+  const ctx = createServiceContext(deps);
+  const app = createRouter();
 
   app.use(requestId());
   app.use(async (c, next) => {
-    c.set('deps', deps);
+    c.set('ctx', ctx);
     const started = performance.now();
     await next();
     // requestId() sets the header before the handler runs, but responses built whole (problems from
@@ -40,6 +46,7 @@ export function createApp(deps: AppDeps) {
       userId: c.var.user?.id,
     });
   });
+  app.use(requestMeta);
   // API responses are JSON only: no scripts, no framing. /docs and /redoc set their own CSP first.
   app.use(
     secureHeaders({
@@ -60,19 +67,14 @@ export function createApp(deps: AppDeps) {
       }),
     );
   }
-  app.use(
-    timeout(
-      config.REQUEST_TIMEOUT_MS,
-      () =>
-        new HTTPException(503, {
-          res: problem(503, 'The request took too long; try again shortly', { headers: RETRY_SOON }),
-        }),
-    ),
-  );
+  app.use(timeout(config.REQUEST_TIMEOUT_MS, () => new HTTPException(503, { res: problemResponse('timeout') })));
   app.use(
     bodyLimit({
       maxSize: config.BODY_LIMIT_BYTES,
-      onError: () => problem(413, `The request body is larger than ${config.BODY_LIMIT_BYTES} bytes`),
+      onError: () =>
+        problemResponse('body-too-large', {
+          detail: `The request body is larger than ${config.BODY_LIMIT_BYTES} bytes`,
+        }),
     }),
   );
 
@@ -81,11 +83,14 @@ export function createApp(deps: AppDeps) {
   configureOpenAPI(app, packageJson.version);
 
   app.notFound((c) => {
-    const allowed = allowedMethods(app, c.req.path);
+    const allowed = allowedMethods(app.routes, c.req.path);
     if (allowed.length > 0) {
-      return problem(405, `${c.req.method} is not allowed here`, { headers: { Allow: allowed.join(', ') } });
+      return problemResponse('method-not-allowed', {
+        detail: `${c.req.method} is not allowed here`,
+        headers: { Allow: allowed.join(', ') },
+      });
     }
-    return problem(404, `No route for ${c.req.method} ${c.req.path}`);
+    return problemResponse('no-route', { detail: `No route for ${c.req.method} ${c.req.path}` });
   });
   app.onError(handleError);
   return routes;
@@ -94,13 +99,46 @@ export function createApp(deps: AppDeps) {
 /** The app's type, for a typed `hono/client`: `hc<AppType>('http://localhost:8000')`. */
 export type AppType = ReturnType<typeof createApp>;
 
-function allowedMethods(app: OpenAPIHono<AppEnv>, path: string): string[] {
+function allowedMethods(routes: { method: string; path: string }[], path: string): string[] {
   const methods = new Set<string>();
-  for (const route of app.routes) {
+  for (const route of routes) {
     if (route.method === 'ALL') continue;
     const pattern = new RegExp(`^${route.path.replace(/\/\*$/, '/.*').replace(/:[^/]+/g, '[^/]+')}$`);
     if (pattern.test(path)) methods.add(route.method);
   }
   if (methods.has('GET')) methods.add('HEAD');
   return [...methods].sort();
+}
+
+/** hono's own failures (a body it cannot parse, a content type it does not take) by their status. */
+const HTTP_EXCEPTION_PROBLEMS: Record<number, ProblemCode> = {
+  400: 'malformed-request',
+  404: 'no-route',
+  405: 'method-not-allowed',
+  413: 'body-too-large',
+  415: 'unsupported-media-type',
+};
+
+/**
+ * The one place every thrown error becomes a response. A database that is down is a 503 to retry; our own
+ * AppErrors are answered as the catalogue says; anything else is a 500 whose message never reaches the
+ * client nor the log (messages can carry input: a password, a query's parameters).
+ */
+function handleError(err: Error, c: Context<AppEnv>): Response {
+  const { logger } = c.var.ctx;
+  if (isDatabaseUnavailable(err)) {
+    logger.warn('database unavailable', { requestId: c.var.requestId, error: describeError(err) });
+    return problemResponse('database-unavailable');
+  }
+  if (err instanceof AppError) return problemResponse(err.code, err.options);
+  if (err instanceof HTTPException) {
+    // Already a problem (ours, e.g. the request timeout with its Retry-After): send it as built.
+    if (err.res?.headers.get('Content-Type')?.startsWith(PROBLEM_CONTENT_TYPE)) return err.res;
+    const code = HTTP_EXCEPTION_PROBLEMS[err.status];
+    if (code) return problemResponse(code, err.message ? { detail: err.message } : {});
+  }
+  // The frames locate the bug; the message stays out.
+  const frames = err.stack?.split('\n').slice(1).join('\n');
+  logger.error('unhandled error', { requestId: c.var.requestId, error: describeError(err), stack: frames });
+  return problemResponse('internal');
 }

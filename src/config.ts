@@ -1,5 +1,6 @@
 import { z } from 'zod';
-import { LOG_LEVELS } from './lib/logger';
+import { MAX_BCRYPT_COST, MIN_BCRYPT_COST } from './hashing/bcrypt';
+import { DescribedError, LOG_LEVELS } from './lib/logger';
 
 export const RATE_LIMIT_STORES = ['memory', 'postgres', 'redis'] as const;
 const MIN_SECRET_KEY_BYTES = 32; // HS256 wants a key at least as long as its 256-bit output (RFC 7518 §3.2)
@@ -28,8 +29,7 @@ export const CliConfigSchema = z.object({
       .optional(),
   ),
   PGLITE_DIR: z.preprocess(emptyAsUndefined, z.string().default('./data')),
-  // bcrypt's cost is a log2 work factor: 4 is the library minimum, 31 the format's maximum.
-  BCRYPT_COST: integer(4, 31, 12),
+  BCRYPT_COST: integer(MIN_BCRYPT_COST, MAX_BCRYPT_COST, 12),
 });
 
 export const ConfigSchema = CliConfigSchema.extend({
@@ -89,7 +89,7 @@ export const ConfigSchema = CliConfigSchema.extend({
 
 export type Config = z.output<typeof ConfigSchema> & { SECRET_KEY: string };
 
-export class ConfigError extends Error {
+export class ConfigError extends DescribedError {
   override name = 'ConfigError';
 }
 

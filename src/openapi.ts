@@ -1,8 +1,8 @@
 import { swaggerUI } from '@hono/swagger-ui';
 import type { OpenAPIHono } from '@hono/zod-openapi';
-import type { AppEnv } from './deps';
+import type { AppEnv } from './app-env';
 import { DOCS_ASSET_PREFIX, DOCS_ASSETS, REDOC_LOGO_PATH, REDOC_LOGO_SVG } from './docs/assets';
-import { problem } from './lib/errors';
+import { problemResponse } from './lib/problems';
 
 export const OPENAPI_PATH = '/openapi.json';
 const TITLE = 'hono-postgres-auth';
@@ -73,17 +73,17 @@ export function configureOpenAPI(app: OpenAPIHono<AppEnv>, version: string): voi
     if (path === REDOC_LOGO_PATH)
       return c.body(REDOC_LOGO_SVG, 200, { 'Content-Type': 'image/svg+xml', 'Cache-Control': ASSET_CACHE });
     const asset = DOCS_ASSETS[path];
-    if (!asset) return problem(404, 'No such asset');
+    if (!asset) return problemResponse('no-route', { detail: 'No such asset' });
     let text = cache.get(path);
     if (!text) {
-      text = c.var.deps
+      text = c.var.ctx
         .readAsset(asset.module)
         .then((t) => (t !== null && asset.rewrite ? asset.rewrite(t) : t))
         .catch(() => null);
       cache.set(path, text);
     }
     const body = await text;
-    if (body === null) return problem(404, 'This runtime does not serve the docs assets');
+    if (body === null) return problemResponse('no-route', { detail: 'This runtime does not serve the docs assets' });
     return c.body(body, 200, { 'Content-Type': asset.contentType, 'Cache-Control': ASSET_CACHE });
   });
 }

@@ -4,9 +4,10 @@ import { type Config, parseConfig } from '../src/config';
 import type { DatabaseHandle } from '../src/db/database';
 import { runMigrations } from '../src/db/migrate';
 import { users } from '../src/db/schema';
-import type { AppDeps, Clock } from '../src/deps';
+import { type AppDeps, buildDeps, createInstance } from '../src/deps';
 import { readAssetFromNodeModules } from '../src/docs/read-node-modules';
 import { createBunHasher } from '../src/hashing/bun';
+import type { Clock } from '../src/lib/clock';
 import { createLogger } from '../src/lib/logger';
 import { createRateLimitStore } from '../src/rate-limit/stores';
 import type { UserPublic } from '../src/schemas/user';
@@ -83,8 +84,10 @@ async function freshPostgresDatabase(adminUrl: string) {
   };
 }
 
+export type TestClock = Clock & { advance(ms: number): void };
+
 /** Lets a test move time forward (token expiry) without sleeping. */
-export function createTestClock(start = Date.now()): Clock & { advance(ms: number): void } {
+export function createTestClock(start = Date.now()): TestClock {
   let offset = 0;
   return {
     now: () => new Date(start + offset),
@@ -130,18 +133,13 @@ export async function createTestApp(
   }
   const config = testConfig(env);
   sharedHasher ??= createBunHasher({ cost: config.BCRYPT_COST });
-  const clock = createTestClock();
-  const db = (await testDatabase()).db;
+  const clock = (depOverrides.clock as TestClock | undefined) ?? createTestClock();
+  const testDb = (await testDatabase()).db;
   const logger = depOverrides.logger ?? createLogger(config.LOG_LEVEL);
-  const rateLimitStore = await createRateLimitStore(config, { db, logger });
+  const instance = createInstance(config, { hasher: sharedHasher, clock, logger });
+  const rateLimitStore = await createRateLimitStore(config, { db: testDb, logger, clock });
   const deps: AppDeps = {
-    db,
-    hasher: sharedHasher,
-    config,
-    clock,
-    logger,
-    readAsset: readAssetFromNodeModules,
-    rateLimits: rateLimitStore.rateLimits,
+    ...buildDeps(instance, { db: testDb, rateLimits: rateLimitStore.rateLimits, readAsset: readAssetFromNodeModules }),
     ...depOverrides,
   };
   return { app: createApp(deps), deps, clock, closeRateLimits: rateLimitStore.close };
@@ -158,7 +156,7 @@ async function remoteTestApp(baseUrl: string) {
     const path = /^https?:/.test(text) ? text.replace(/^https?:\/\/[^/]*/, '') : text;
     return fetch(`${baseUrl}${path}`, init);
   };
-  const clock: ReturnType<typeof createTestClock> = {
+  const clock: TestClock = {
     now: () => new Date(),
     advance: () => {
       throw new Error("a remote server's clock cannot be moved: use createTestApp({ inProcess: true })");

@@ -57,7 +57,7 @@ describe('importUsers (in process)', () => {
       }),
       referenceRow(uniqueEmail('legacy'), PASSLIB_COST_12.hash, { created_at: null }),
     ];
-    const report = await importUsers(deps.db, parseImportText(jsonLines(rows)), CLI_META);
+    const report = await importUsers(deps, { inputs: parseImportText(jsonLines(rows)), meta: CLI_META });
     expect(report.rejected).toEqual([]);
     expect(report.duplicates).toEqual([]);
     expect(report.imported.map((u) => u.email)).toEqual(rows.map((r) => r.email));
@@ -84,7 +84,10 @@ describe('importUsers (in process)', () => {
 
   test('writes one register audit event per imported user, marked imported', async () => {
     const email = uniqueEmail('legacy');
-    const report = await importUsers(deps.db, [{ line: 1, value: referenceRow(email, PASSLIB_2B.hash) }], CLI_META);
+    const report = await importUsers(deps, {
+      inputs: [{ line: 1, value: referenceRow(email, PASSLIB_2B.hash) }],
+      meta: CLI_META,
+    });
     const id = report.imported[0]?.id as number;
     const events = await deps.db
       .select()
@@ -107,7 +110,7 @@ describe('importUsers (in process)', () => {
       JSON.stringify(referenceRow(good, PASSLIB_2B.hash)),
       JSON.stringify({ email: uniqueEmail('legacy') }),
     ].join('\n');
-    const report = await importUsers(deps.db, parseImportText(text), CLI_META);
+    const report = await importUsers(deps, { inputs: parseImportText(text), meta: CLI_META });
     expect(report.imported.map((u) => u.email)).toEqual([good]);
     expect(report.rejected.map((r) => r.line)).toEqual([1, 2, 3, 4, 5, 8]);
     const reasons = report.rejected.map((r) => r.reason);
@@ -122,11 +125,11 @@ describe('importUsers (in process)', () => {
   test('is idempotent: emails already present, or repeated in the input (any case), are skipped and reported', async () => {
     const email = uniqueEmail('legacy');
     const rows = [referenceRow(email, PASSLIB_2B.hash), referenceRow(email.toUpperCase(), PASSLIB_2B_OTHER.hash)];
-    const once = await importUsers(deps.db, parseImportText(JSON.stringify(rows)), CLI_META);
+    const once = await importUsers(deps, { inputs: parseImportText(JSON.stringify(rows)), meta: CLI_META });
     expect(once.imported.map((u) => u.email)).toEqual([email]);
     expect(once.duplicates).toEqual([{ line: 2, email }]);
 
-    const again = await importUsers(deps.db, parseImportText(JSON.stringify(rows)), CLI_META);
+    const again = await importUsers(deps, { inputs: parseImportText(JSON.stringify(rows)), meta: CLI_META });
     expect(again.imported).toEqual([]);
     expect(again.duplicates.map((d) => d.line)).toEqual([1, 2]);
     // The first hash won; the skipped row changed nothing.
@@ -141,14 +144,17 @@ describe('importUsers (in process)', () => {
       body: JSON.stringify({ email, password: 'an api chosen passphrase' }),
     });
     expect(res.status).toBe(201);
-    const report = await importUsers(deps.db, [{ line: 1, value: referenceRow(email, PASSLIB_2B.hash) }], CLI_META);
+    const report = await importUsers(deps, {
+      inputs: [{ line: 1, value: referenceRow(email, PASSLIB_2B.hash) }],
+      meta: CLI_META,
+    });
     expect(report.duplicates).toEqual([{ line: 1, email }]);
     expect((await login(app, email, 'an api chosen passphrase')).status).toBe(200);
   });
 
   test('commits in batches: every batch of a large input is imported', async () => {
     const rows = Array.from({ length: 7 }, () => referenceRow(uniqueEmail('batch'), PASSLIB_2B.hash));
-    const report = await importUsers(deps.db, parseImportText(jsonLines(rows)), CLI_META, { batchSize: 3 });
+    const report = await importUsers(deps, { inputs: parseImportText(jsonLines(rows)), meta: CLI_META, batchSize: 3 });
     expect(report.imported).toHaveLength(7);
     expect(new Set(report.imported.map((u) => u.id)).size).toBe(7);
   });

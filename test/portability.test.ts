@@ -6,6 +6,7 @@ const ROOT = join(import.meta.dir, '..');
 // The runtime-independent core: it must run unchanged on Bun, Node, Deno and Workers.
 const PORTABLE = [
   'src/app.ts',
+  'src/app-env.ts',
   'src/openapi.ts',
   'src/config.ts',
   'src/deps.ts',
@@ -14,6 +15,10 @@ const PORTABLE = [
   'src/middleware/**/*.ts',
   'src/lib/**/*.ts',
   'src/schemas/**/*.ts',
+  'src/rate-limit/**/*.ts',
+  'src/docs/assets.ts',
+  'src/hashing/{bcrypt,hasher,inline}.ts',
+  'src/db/{schema,database,errors,rows,migration-status}.ts',
 ];
 
 const FORBIDDEN: [what: string, pattern: RegExp][] = [

@@ -1,8 +1,9 @@
 import { afterAll, afterEach, describe, expect, setSystemTime, test } from 'bun:test';
 import { ConfigError } from '../src/config';
 import { createPostgresClient } from '../src/db/client-postgres';
+import { systemClock } from '../src/lib/clock';
+import { clientKey } from '../src/lib/ip';
 import { createLogger } from '../src/lib/logger';
-import { clientKey } from '../src/middleware/rate-limit';
 import { createRateLimitStore } from '../src/rate-limit/stores';
 import {
   createTestApp,
@@ -202,11 +203,11 @@ describe('per account', () => {
 
 describe('the rate-limit stores', () => {
   test('postgres: locks the account through the rate_limits table, and releases it after the window', async () => {
-    const { app } = await lockoutApp({ RATE_LIMIT_STORE: 'postgres' });
+    const { app, clock } = await lockoutApp({ RATE_LIMIT_STORE: 'postgres' });
     const { email } = await registerUser(app);
     for (let i = 0; i < 3; i++) expect((await loginFrom(app, email, WRONG_PASSWORD, uniqueIp())).status).toBe(401);
     await expectRateLimited(await login(app, email, TEST_PASSWORD), LOCKOUT_SECONDS);
-    setSystemTime(new Date(Date.now() + (LOCKOUT_SECONDS + 1) * 1000));
+    clock.advance((LOCKOUT_SECONDS + 1) * 1000); // the PostgreSQL store counts on the injected clock
     expect((await login(app, email, TEST_PASSWORD)).status).toBe(200);
   });
 
@@ -242,9 +243,9 @@ describe('the rate-limit stores', () => {
   test('redis unreachable at start: refuses with an error naming REDIS_URL', async () => {
     const config = testConfig({ RATE_LIMIT_STORE: 'redis', REDIS_URL: CLOSED_REDIS_URL });
     const db = (await testDatabase()).db;
-    await expect(createRateLimitStore(config, { db, logger: createLogger('silent') })).rejects.toThrow(
-      `cannot reach REDIS_URL ${CLOSED_REDIS_URL}`,
-    );
+    await expect(
+      createRateLimitStore(config, { db, logger: createLogger('silent'), clock: systemClock }),
+    ).rejects.toThrow(`cannot reach REDIS_URL ${CLOSED_REDIS_URL}`);
   });
 
   test('refuses an unknown RATE_LIMIT_STORE and a REDIS_URL that is not redis://, naming each', () => {

@@ -2,13 +2,14 @@ import { closeSync, mkdirSync, openSync, readFileSync, unlinkSync, writeSync } f
 import { join, resolve } from 'node:path';
 import { PGlite } from '@electric-sql/pglite';
 import { drizzle } from 'drizzle-orm/pglite';
+import { DescribedError, describeError } from '../lib/logger';
 import type { Database, DatabaseHandle } from './database';
 import * as schema from './schema';
 
 const LOCK_FILE = '.hono-postgres-auth.lock';
 const heldDirs = new Set<string>();
 
-export class DataDirLockedError extends Error {
+export class DataDirLockedError extends DescribedError {
   override name = 'DataDirLockedError';
 }
 
@@ -53,7 +54,7 @@ function acquireDirLock(dir: string): () => void {
       break;
     } catch (error) {
       if ((error as NodeJS.ErrnoException).code !== 'EEXIST' || attempt > 0) {
-        throw new DataDirLockedError(`PGLITE_DIR ${dir}: cannot take the lock ${lockPath} (${String(error)})`);
+        throw new DataDirLockedError(`PGLITE_DIR ${dir}: cannot take the lock ${lockPath} (${describeError(error)})`);
       }
       const holder = Number.parseInt(readFileSync(lockPath, 'utf8'), 10);
       // Our own pid with no open handle means a restart by exec (e.g. `bun --watch`): the lock is stale.

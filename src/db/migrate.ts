@@ -5,9 +5,15 @@ import type { PgliteDatabase } from 'drizzle-orm/pglite';
 import { migrate as migratePglite } from 'drizzle-orm/pglite/migrator';
 import { drizzle as drizzlePostgres, type PostgresJsDatabase } from 'drizzle-orm/postgres-js';
 import { migrate as migratePostgres } from 'drizzle-orm/postgres-js/migrator';
+import { DescribedError } from '../lib/logger';
 import { createPostgresClient } from './client-postgres';
 import type { Database, DatabaseHandle } from './database';
-import { rowsOf } from './rows';
+import {
+  appliedMigrationMillis,
+  type JournalEntry,
+  type MigrationState,
+  migrationStatus as statusOf,
+} from './migration-status';
 
 export const MIGRATIONS_FOLDER = fileURLToPath(new URL('../../drizzle', import.meta.url));
 
@@ -49,35 +55,16 @@ export async function runMigrations(handle: DatabaseHandle, migrationsFolder = M
   );
 }
 
-export interface MigrationState {
-  tag: string;
-  createdAtMillis: number;
-  applied: boolean;
-}
-
 interface Journal {
-  entries: { tag: string; when: number }[];
+  entries: JournalEntry[];
 }
 
 const readJournal = (folder: string) =>
   (JSON.parse(readFileSync(`${folder}/meta/_journal.json`, 'utf8')) as Journal).entries;
 
 /** Every migration in the folder, in order, with whether this database has applied it. */
-export async function migrationStatus(db: Database, migrationsFolder = MIGRATIONS_FOLDER): Promise<MigrationState[]> {
-  const applied = await appliedMigrationMillis(db);
-  return readJournal(migrationsFolder).map(({ tag, when }) => ({
-    tag,
-    createdAtMillis: when,
-    applied: applied.has(when),
-  }));
-}
-
-/** drizzle records each applied migration by its folder timestamp (the journal's `when`). */
-async function appliedMigrationMillis(db: Database): Promise<Set<number>> {
-  const exists = await db.execute(sql`select to_regclass('drizzle.__drizzle_migrations') is not null as present`);
-  if (!rowsOf<{ present: boolean }>(exists)[0]?.present) return new Set();
-  const result = await db.execute(sql`select created_at from drizzle.__drizzle_migrations`);
-  return new Set(rowsOf<{ created_at: string }>(result).map((row) => Number(row.created_at)));
+export function migrationStatus(db: Database, migrationsFolder = MIGRATIONS_FOLDER): Promise<MigrationState[]> {
+  return statusOf(db, readJournal(migrationsFolder));
 }
 
 /** `base` rolls back every migration, like `alembic downgrade base`. */
@@ -95,7 +82,7 @@ export async function rollbackMigrations(
 ): Promise<string[]> {
   const entries = readJournal(migrationsFolder);
   if (to !== undefined && to !== ROLLBACK_TO_BASE && !entries.some((entry) => entry.tag === to)) {
-    throw new Error(`no migration named ${to}; see \`bun run db:status\``);
+    throw new DescribedError(`no migration named ${to}; see \`bun run db:status\``);
   }
   const reverted: string[] = [];
   await withMigrationLock(handle, async (db) => {
@@ -103,10 +90,10 @@ export async function rollbackMigrations(
     const newestFirst = entries.filter((entry) => applied.has(entry.when)).reverse();
     const stop =
       to === undefined ? 1 : to === ROLLBACK_TO_BASE ? newestFirst.length : newestFirst.findIndex((e) => e.tag === to);
-    if (stop < 0) throw new Error(`${to} is not applied; nothing to roll back to`);
+    if (stop < 0) throw new DescribedError(`${to} is not applied; nothing to roll back to`);
     for (const { tag, when } of newestFirst.slice(0, stop)) {
       const downFile = `${migrationsFolder}/down/${tag}.sql`;
-      if (!existsSync(downFile)) throw new Error(`${tag} has no down migration (${downFile})`);
+      if (!existsSync(downFile)) throw new DescribedError(`${tag} has no down migration (${downFile})`);
       const statements = readFileSync(downFile, 'utf8')
         .split(STATEMENT_BREAKPOINT)
         .filter((statement) => statement.replace(/--.*$/gm, '').trim() !== '');

@@ -15,6 +15,8 @@ import {
 } from 'drizzle-orm/pg-core';
 
 export const ROLES = ['user', 'admin'] as const;
+/** users.id is a PostgreSQL `integer`: anything larger is not an id of ours (and would fail the query). */
+export const MAX_USER_ID = 2 ** 31 - 1;
 export type Role = (typeof ROLES)[number];
 export const roleEnum = pgEnum('user_role', ROLES);
 

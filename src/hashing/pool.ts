@@ -14,6 +14,7 @@
  */
 import { availableParallelism } from 'node:os';
 import { Worker } from 'node:worker_threads';
+import { isBcryptHash, MAX_BCRYPT_COST, MIN_BCRYPT_COST } from './bcrypt';
 import type { PasswordHasher } from './hasher';
 
 export interface HashPoolOptions {
@@ -45,13 +46,10 @@ interface Slot {
   current: Pending | null;
 }
 
-// Checked up front so garbage never occupies a worker; bcrypt hashes are exactly this shape.
-const BCRYPT_HASH = /^\$2[aby]\$(0[4-9]|[12]\d|3[01])\$[./A-Za-z0-9]{53}$/;
-
 export function createHashPool(workerUrl: URL, options: HashPoolOptions): HashPool {
   const { cost, lowPriority = true } = options;
-  if (!Number.isInteger(cost) || cost < 4 || cost > 31) {
-    throw new RangeError(`bcrypt cost must be an integer 4–31, got ${cost}`);
+  if (!Number.isInteger(cost) || cost < MIN_BCRYPT_COST || cost > MAX_BCRYPT_COST) {
+    throw new RangeError(`bcrypt cost must be an integer ${MIN_BCRYPT_COST}–${MAX_BCRYPT_COST}, got ${cost}`);
   }
   const threads = options.threads ?? (availableParallelism() || 1);
   if (!Number.isInteger(threads) || threads < 1) {
@@ -132,7 +130,8 @@ export function createHashPool(workerUrl: URL, options: HashPoolOptions): HashPo
       return (await submit({ op: 'hash', password, cost })) as string;
     },
     async verify(password, hash) {
-      if (typeof hash !== 'string' || !BCRYPT_HASH.test(hash)) return false;
+      // Checked up front so garbage never occupies a worker.
+      if (!isBcryptHash(hash)) return false;
       return (await submit({ op: 'verify', password, hash })) as boolean;
     },
     async close() {

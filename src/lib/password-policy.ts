@@ -1,15 +1,37 @@
 /**
- * NIST SP 800-63B §3.1.1.2 password policy: no composition rules, but a new password is compared against a
- * list of commonly used passwords and against context-specific words (here, the email's local part).
- * Length and NUL rules live in PasswordSchema; this is the part that needs the list and the email.
+ * The password rules, in one place. NIST SP 800-63B §3.1.1.2: no composition rules, but a length range, no
+ * control characters, and a new password is compared against a list of commonly used passwords and against
+ * context-specific words (here, the email's local part).
  */
-import { AppError } from './errors';
+import { z } from 'zod';
+import { AppError } from './problems';
+import { CONTROL_CHARACTERS, utf8Length } from './text';
+
+export const MIN_PASSWORD_CHARS = 8; // NIST SP 800-63B §3.1.1.2
+export const MAX_PASSWORD_BYTES = 72; // bcrypt ignores every byte past the 72nd
 
 export const TOO_COMMON = 'Password is too common; choose another';
 export const CONTAINS_EMAIL_NAME = 'Password must not contain your email name';
 
 /** Shorter local parts ("al", "jo") occur in too many honest passwords to refuse them. */
 export const MIN_EMAIL_NAME_CHARS = 3;
+
+/** The rules a password must meet by itself, before the list and the email are consulted. */
+export const PasswordRule = z
+  .string()
+  .refine((s) => !CONTROL_CHARACTERS.test(s), 'Password must not contain NUL or other control characters')
+  .refine((s) => [...s].length >= MIN_PASSWORD_CHARS, `Password must be at least ${MIN_PASSWORD_CHARS} characters`)
+  .refine(
+    (s) => utf8Length(s) <= MAX_PASSWORD_BYTES,
+    `Password must be at most ${MAX_PASSWORD_BYTES} bytes in UTF-8 (the bcrypt limit); use a shorter passphrase`,
+  );
+
+/**
+ * Whether a password offered at login could be anyone's: longer ones could only "match" through bcrypt's
+ * silent truncation, and no account has one (nor a NUL, which bcryptjs and Bun treat differently).
+ */
+export const isAcceptablePassword = (password: string): boolean =>
+  utf8Length(password) <= MAX_PASSWORD_BYTES && !password.includes('\0');
 
 let commonPasswords: Promise<ReadonlySet<string>> | undefined;
 
@@ -52,14 +74,14 @@ export async function checkPasswordPolicy(password: string, email: string): Prom
 }
 
 /**
- * The policy as a 422 `AppError` shaped like every other validation problem, for checks that need more than the
+ * The policy as a 422 shaped like every other validation problem, for checks that need more than the
  * request body (a password change needs the caller's email). `field` is the body member the password came in.
  */
 export async function assertPasswordPolicy(password: string, email: string, field: string): Promise<void> {
   const reason = await checkPasswordPolicy(password, email);
   if (reason) {
-    throw new AppError(422, `${field}: ${reason}`, {
-      type: '/problems/validation',
+    throw new AppError('validation', {
+      detail: `${field}: ${reason}`,
       errors: [{ pointer: `#/${field}`, detail: reason }],
     });
   }

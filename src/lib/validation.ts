@@ -1,7 +1,6 @@
-import type { Hook } from '@hono/zod-openapi';
+/** zod issues as the API reports them: one field error per issue, addressed by JSON Pointer. */
 import type { z } from 'zod';
-import type { AppEnv } from '../deps';
-import { type FieldError, problem } from './errors';
+import type { FieldError } from './problems';
 
 /** RFC 6901 JSON Pointer escaping, written as a URI fragment (`#/a~1b/0`); the whole document is `#`. */
 const toPointer = (path: PropertyKey[]) =>
@@ -28,18 +27,16 @@ export function toFieldErrors(error: z.ZodError, input: unknown): FieldError[] {
   return error.issues.map((issue) => ({ pointer: toPointer(issue.path), detail: describeIssue(issue, input) }));
 }
 
-/** Every zod validation failure becomes a 422 problem naming each bad field (the library default is a 400). */
-// biome-ignore lint/suspicious/noExplicitAny: the hook is shared by routes of every input shape
-export const defaultHook: Hook<any, AppEnv, any, any> = (result) => {
-  if (result.success) return;
-  // @hono/zod-validator passes the unparsed input as `data` on failure too; its Hook type only says so on success.
-  const errors = toFieldErrors(result.error, (result as { data?: unknown }).data);
+/** One line for a person reading a terminal or a report: `email: Invalid email address; password: …`. */
+export function describeIssues(error: z.ZodError): string {
+  return error.issues
+    .map((issue) => (issue.path.length ? `${issue.path.join('.')}: ${issue.message}` : issue.message))
+    .join('; ');
+}
+
+/** The summary `detail` of a 422: the one bad field and why, or how many fields are bad. */
+export function summarizeFieldErrors(errors: FieldError[]): string {
   const [first] = errors;
-  const detail =
-    errors.length !== 1 || !first
-      ? `${errors.length} fields are invalid`
-      : first.pointer === '#'
-        ? `Request body: ${first.detail}`
-        : `${first.pointer.slice(2)}: ${first.detail}`;
-  return problem(422, detail, { type: '/problems/validation', errors });
-};
+  if (errors.length !== 1 || !first) return `${errors.length} fields are invalid`;
+  return first.pointer === '#' ? `Request body: ${first.detail}` : `${first.pointer.slice(2)}: ${first.detail}`;
+}

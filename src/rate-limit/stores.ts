@@ -4,14 +4,9 @@ import { RateLimiterMemory, RateLimiterRedis, RateLimiterRes } from 'rate-limite
 import type { Config } from '../config';
 import type { Database } from '../db/database';
 import { rateLimits as rateLimitsTable } from '../db/schema';
-import type { Logger } from '../lib/logger';
-import {
-  type Limiter,
-  type RateLimitName,
-  type RateLimitSpec,
-  type RateLimits,
-  rateLimitSpecs,
-} from '../middleware/rate-limit';
+import type { Clock } from '../lib/clock';
+import { DescribedError, describeError, type Logger } from '../lib/logger';
+import { type Limiter, type RateLimitName, type RateLimitSpec, type RateLimits, rateLimitSpecs } from './limits';
 
 export interface RateLimitStore {
   rateLimits: RateLimits;
@@ -43,8 +38,9 @@ export async function createRateLimitStore(
   {
     db,
     logger,
+    clock,
     sweep = true,
-  }: { db: Database; logger: Logger /** delete expired counters every 5 min */; sweep?: boolean },
+  }: { db: Database; logger: Logger; clock: Clock /** delete expired counters every 5 min */; sweep?: boolean },
 ): Promise<RateLimitStore> {
   const specs = Object.entries(rateLimitSpecs(config)) as [RateLimitName, RateLimitSpec][];
   const build = (make: (name: RateLimitName, options: RateLimitSpec) => RateLimits[RateLimitName]) =>
@@ -57,8 +53,9 @@ export async function createRateLimitStore(
   let lastWarning = Number.NEGATIVE_INFINITY;
   const fallback = (name: RateLimitName, options: RateLimitSpec) =>
     new MemoryFallback(options, () => {
-      if (Date.now() - lastWarning < FALLBACK_WARNING_INTERVAL_MS) return;
-      lastWarning = Date.now();
+      const now = clock.now().getTime();
+      if (now - lastWarning < FALLBACK_WARNING_INTERVAL_MS) return;
+      lastWarning = now;
       logger.warn('rate-limit store unavailable; using this instance’s in-memory limits', {
         store: config.RATE_LIMIT_STORE,
         limit: name,
@@ -66,10 +63,10 @@ export async function createRateLimitStore(
     });
 
   if (config.RATE_LIMIT_STORE === 'postgres') {
-    const rateLimits = build((name, options) => new PostgresLimiter(db, options, fallback(name, options)));
+    const rateLimits = build((name, options) => new PostgresLimiter(db, clock, options, fallback(name, options)));
     if (!sweep) return { rateLimits, close: async () => {} };
     // One sweep of expired rows serves every limiter: they share the table.
-    const timer = setInterval(() => void deleteExpiredRateLimits(db).catch(() => {}), SWEEP_INTERVAL_MS);
+    const timer = setInterval(() => void deleteExpiredRateLimits({ db, clock }).catch(() => {}), SWEEP_INTERVAL_MS);
     (timer as { unref?: () => void }).unref?.();
     return { rateLimits, close: async () => clearInterval(timer) };
   }
@@ -111,8 +108,8 @@ async function connectRedis(url: string): Promise<Redis> {
     await redis.ping();
   } catch (error) {
     redis.disconnect();
-    throw new Error(
-      `RATE_LIMIT_STORE=redis: cannot reach REDIS_URL ${redactUrl(url)} (${error instanceof Error ? error.message : String(error)})`,
+    throw new DescribedError(
+      `RATE_LIMIT_STORE=redis: cannot reach REDIS_URL ${redactUrl(url)} (${describeError(error)})`,
     );
   }
   return redis;
@@ -144,12 +141,13 @@ class MemoryFallback extends RateLimiterMemory {
  * A limiter on the `rate_limits` table: one atomic upsert per attempt (a counter whose window has passed
  * starts again at this attempt), so instances sharing the database share the count. rate-limiter-flexible's
  * own RateLimiterDrizzle loads drizzle-orm through a computed dynamic import that no bundle can follow
- * (Workers, the single binary), so this small one imports it statically. Times come from the JS clock, as
- * in the library's limiters.
+ * (Workers, the single binary), so this small one imports it statically. Times come from the injected clock,
+ * so the window is the same one every other part of the service sees.
  */
 class PostgresLimiter implements Limiter {
   constructor(
     private readonly db: Database,
+    private readonly clock: Clock,
     private readonly spec: RateLimitSpec,
     private readonly fallback: Limiter,
   ) {}
@@ -159,7 +157,7 @@ class PostgresLimiter implements Limiter {
   }
 
   async consume(key: string | number, points = 1): Promise<RateLimiterRes> {
-    const now = new Date();
+    const now = this.clock.now();
     const expire = new Date(now.getTime() + this.spec.duration * 1000);
     const expired = sql`${rateLimitsTable.expire} <= ${now.toISOString()}::timestamptz`;
     let row: { points: number; expire: Date | null } | undefined;
@@ -203,10 +201,10 @@ class PostgresLimiter implements Limiter {
 }
 
 /** Deletes counters whose window has passed (they would restart at the next attempt anyway); returns how many. */
-export async function deleteExpiredRateLimits(db: Database): Promise<number> {
+export async function deleteExpiredRateLimits({ db, clock }: { db: Database; clock: Clock }): Promise<number> {
   const deleted = await db
     .delete(rateLimitsTable)
-    .where(lt(rateLimitsTable.expire, new Date()))
+    .where(lt(rateLimitsTable.expire, clock.now()))
     .returning({ key: rateLimitsTable.key });
   return deleted.length;
 }

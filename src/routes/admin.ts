@@ -1,23 +1,23 @@
-import { createRoute, OpenAPIHono, z } from '@hono/zod-openapi';
-import type { AuditEventRow } from '../db/schema';
-import type { AppEnv } from '../deps';
-import { requestMeta } from '../lib/request-meta';
-import { defaultHook } from '../lib/validation';
+import { createRoute, z } from '@hono/zod-openapi';
 import { requireAuth, requireRole } from '../middleware/auth';
+import { AuditEventsPublicSchema, AuditQuerySchema, toAuditEventPublic } from '../schemas/audit';
 import { BEARER_SECURITY, NO_STORE } from '../schemas/common';
-import { problemResponses } from '../schemas/problem';
-import { AuditEventsPublicSchema, AuditQuerySchema } from '../schemas/session';
+import { BAD_BODY, problemResponses, UNAUTHENTICATED, UNAVAILABLE } from '../schemas/problem';
 import {
   PageQuerySchema,
+  toUserPublic,
   UserIdParamSchema,
   UserPublicSchema,
   UsersPublicSchema,
   UserUpdateSchema,
 } from '../schemas/user';
 import { listAuditEvents } from '../services/audit';
-import { deleteUser, getUser, listUsers, toPublicUser, updateUser } from '../services/users';
+import { deleteUser, getUser, listUsers, updateUser } from '../services/users';
+import { createRouter } from './router';
 
 const ADMIN_ONLY = [requireAuth, requireRole('admin')];
+const ADMIN_PROBLEMS = [...UNAUTHENTICATED, 'forbidden', ...UNAVAILABLE] as const;
+
 const ListUsersQuerySchema = PageQuerySchema.extend({
   email: z
     .string()
@@ -39,7 +39,7 @@ export const listUsersRoute = createRoute({
   request: { query: ListUsersQuerySchema },
   responses: {
     200: { description: 'A page of users', content: { 'application/json': { schema: UsersPublicSchema } } },
-    ...problemResponses(401, 403, 422, 503),
+    ...problemResponses(...ADMIN_PROBLEMS, 'validation'),
   },
 });
 
@@ -53,7 +53,7 @@ export const getUserRoute = createRoute({
   request: { params: UserIdParamSchema },
   responses: {
     200: { description: 'The user', content: { 'application/json': { schema: UserPublicSchema } } },
-    ...problemResponses(401, 403, 404, 422, 503),
+    ...problemResponses(...ADMIN_PROBLEMS, 'not-found', 'validation'),
   },
 });
 
@@ -73,7 +73,7 @@ export const updateUserRoute = createRoute({
   },
   responses: {
     200: { description: 'The updated user', content: { 'application/json': { schema: UserPublicSchema } } },
-    ...problemResponses(401, 403, 404, 409, 413, 415, 422, 503),
+    ...problemResponses(...ADMIN_PROBLEMS, ...BAD_BODY, 'not-found', 'last-admin'),
   },
 });
 
@@ -86,7 +86,10 @@ export const deleteUserRoute = createRoute({
   middleware: ADMIN_ONLY,
   security: BEARER_SECURITY,
   request: { params: UserIdParamSchema },
-  responses: { 204: { description: 'Deleted' }, ...problemResponses(401, 403, 404, 409, 422, 503) },
+  responses: {
+    204: { description: 'Deleted' },
+    ...problemResponses(...ADMIN_PROBLEMS, 'not-found', 'last-admin', 'validation'),
+  },
 });
 
 export const listAuditRoute = createRoute({
@@ -100,41 +103,36 @@ export const listAuditRoute = createRoute({
   request: { query: AuditQuerySchema },
   responses: {
     200: { description: 'A page of events', content: { 'application/json': { schema: AuditEventsPublicSchema } } },
-    ...problemResponses(401, 403, 422, 503),
+    ...problemResponses(...ADMIN_PROBLEMS, 'validation'),
   },
 });
 
-const toPublicAuditEvent = (row: AuditEventRow) => ({
-  id: row.id,
-  created_at: row.createdAt.toISOString(),
-  event: row.event,
-  user_id: row.userId,
-  actor_id: row.actorId,
-  ip: row.ip,
-  user_agent: row.userAgent,
-  details: row.details,
-});
-
-export const adminRoutes = new OpenAPIHono<AppEnv>({ defaultHook })
+export const adminRoutes = createRouter()
   .openapi(listUsersRoute, async (c) => {
-    const { items, total } = await listUsers(c.var.deps, c.req.valid('query'));
-    return c.json({ items: items.map(toPublicUser), total }, 200, NO_STORE);
+    const { items, total } = await listUsers(c.var.ctx, c.req.valid('query'));
+    return c.json({ items: items.map(toUserPublic), total }, 200, NO_STORE);
   })
   .openapi(getUserRoute, async (c) => {
-    const user = await getUser(c.var.deps, c.req.valid('param').id);
-    return c.json(toPublicUser(user), 200, NO_STORE);
+    const user = await getUser(c.var.ctx, { userId: c.req.valid('param').id });
+    return c.json(toUserPublic(user), 200, NO_STORE);
   })
   .openapi(updateUserRoute, async (c) => {
-    const { deps, user: actor } = c.var;
-    const user = await updateUser(deps, actor.id, c.req.valid('param').id, c.req.valid('json'), requestMeta(c));
-    return c.json(toPublicUser(user), 200, NO_STORE);
+    const { ctx, user: actor, meta } = c.var;
+    const user = await updateUser(ctx, {
+      userId: c.req.valid('param').id,
+      changes: c.req.valid('json'),
+      actorId: actor.id,
+      meta,
+    });
+    return c.json(toUserPublic(user), 200, NO_STORE);
   })
   .openapi(deleteUserRoute, async (c) => {
-    await deleteUser(c.var.deps, c.var.user.id, c.req.valid('param').id, requestMeta(c));
+    const { ctx, user: actor, meta } = c.var;
+    await deleteUser(ctx, { userId: c.req.valid('param').id, actorId: actor.id, meta });
     return c.body(null, 204);
   })
   .openapi(listAuditRoute, async (c) => {
     const { user_id: userId, limit, offset } = c.req.valid('query');
-    const { items, total } = await listAuditEvents(c.var.deps.db, { userId, limit, offset });
-    return c.json({ items: items.map(toPublicAuditEvent), total }, 200, NO_STORE);
+    const { items, total } = await listAuditEvents(c.var.ctx, { userId, limit, offset });
+    return c.json({ items: items.map(toAuditEventPublic), total }, 200, NO_STORE);
   });

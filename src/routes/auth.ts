@@ -1,21 +1,15 @@
-import { createRoute, OpenAPIHono } from '@hono/zod-openapi';
-import type { Context } from 'hono';
-import type { User } from '../db/schema';
-import type { AppEnv } from '../deps';
-import { AppError, BEARER_CHALLENGE } from '../lib/errors';
-import { requestMeta } from '../lib/request-meta';
-import { defaultHook } from '../lib/validation';
+import { createRoute } from '@hono/zod-openapi';
+import { AppError } from '../lib/problems';
 import { requireAuth } from '../middleware/auth';
-import { clearLoginFailures, countLoginAttempt, limitByClientIp } from '../middleware/rate-limit';
+import { limitByClientIp } from '../middleware/rate-limit';
 import { BEARER_SECURITY, NO_STORE } from '../schemas/common';
-import { problemResponses } from '../schemas/problem';
+import { BAD_BODY, problemResponses, UNAUTHENTICATED, UNAVAILABLE } from '../schemas/problem';
 import { LogoutQuerySchema } from '../schemas/session';
-import { TokenRequestSchema, TokenSchema } from '../schemas/token';
-import { UserPublicSchema, UserRegisterSchema } from '../schemas/user';
-import { recordAudit } from '../services/audit';
-import { revokeAllSessions, revokeSession, rotateRefreshToken, startSession } from '../services/sessions';
-import { issueAccessToken } from '../services/tokens';
-import { authenticate, createUser, normalizeEmail, recordLogin, toPublicUser } from '../services/users';
+import { TokenRequestSchema, TokenSchema, toTokenResponse } from '../schemas/token';
+import { toUserPublic, UserPublicSchema, UserRegisterSchema } from '../schemas/user';
+import { loginWithPassword, logout, refreshTokens } from '../services/auth';
+import { createUser } from '../services/users';
+import { createRouter } from './router';
 
 export const registerRoute = createRoute({
   method: 'post',
@@ -28,7 +22,7 @@ export const registerRoute = createRoute({
   request: { body: { required: true, content: { 'application/json': { schema: UserRegisterSchema } } } },
   responses: {
     201: { description: 'The new user', content: { 'application/json': { schema: UserPublicSchema } } },
-    ...problemResponses(400, 409, 413, 415, 422, 429, 503),
+    ...problemResponses(...BAD_BODY, 'email-taken', 'rate-limited', ...UNAVAILABLE),
   },
 });
 
@@ -56,7 +50,14 @@ export const tokenRoute = createRoute({
   },
   responses: {
     200: { description: 'A token pair', content: { 'application/json': { schema: TokenSchema } } },
-    ...problemResponses(400, 401, 413, 415, 422, 429, 503),
+    ...problemResponses(
+      ...BAD_BODY,
+      'unsupported-grant-type',
+      'invalid-credentials',
+      'invalid-refresh-token',
+      'rate-limited',
+      ...UNAVAILABLE,
+    ),
   },
 });
 
@@ -69,65 +70,28 @@ export const logoutRoute = createRoute({
   middleware: [requireAuth] as const,
   security: BEARER_SECURITY,
   request: { query: LogoutQuerySchema },
-  responses: { 204: { description: 'Logged out' }, ...problemResponses(401, 503) },
+  responses: { 204: { description: 'Logged out' }, ...problemResponses(...UNAUTHENTICATED, ...UNAVAILABLE) },
 });
 
-async function issueTokenPair(c: Context<AppEnv>, user: User, sessionId: string, refreshToken: string) {
-  const { token, expiresIn } = await issueAccessToken(c.var.deps, user, sessionId);
-  return c.json(
-    { access_token: token, token_type: 'bearer' as const, expires_in: expiresIn, refresh_token: refreshToken },
-    200,
-    NO_STORE,
-  );
-}
-
-export const authRoutes = new OpenAPIHono<AppEnv>({ defaultHook })
+export const authRoutes = createRouter()
   .openapi(registerRoute, async (c) => {
-    const user = await createUser(c.var.deps, c.req.valid('json'), requestMeta(c));
-    return c.json(toPublicUser(user), 201, NO_STORE);
+    const { email, password } = c.req.valid('json');
+    const user = await createUser(c.var.ctx, { email, password, meta: c.var.meta });
+    return c.json(toUserPublic(user), 201, NO_STORE);
   })
   .openapi(tokenRoute, async (c) => {
-    const deps = c.var.deps;
     const form = c.req.valid('form');
-    const meta = requestMeta(c);
+    const { ctx, meta } = c.var;
     if (form.grant_type === 'refresh_token') {
-      const { user, session, refreshToken } = await rotateRefreshToken(deps, form.refresh_token ?? '', meta);
-      return issueTokenPair(c, user, session.id, refreshToken);
+      const pair = await refreshTokens(ctx, { refreshToken: form.refresh_token ?? '', meta });
+      return c.json(toTokenResponse(pair), 200, NO_STORE);
     }
-    if (form.grant_type !== undefined && form.grant_type !== 'password') {
-      throw new AppError(400, 'grant_type must be "password" or "refresh_token"', {
-        type: '/problems/unsupported-grant-type',
-      });
-    }
-    const email = form.username ?? '';
-    await countLoginAttempt(deps, email); // 429 for a locked account, before any hashing
-    const authentication = await authenticate(deps, email, form.password ?? '');
-    if (authentication.user === null) {
-      // The attempted email is kept (never the password) so an admin can see who is being targeted; for a
-      // known email the event is also filed under that user, so GET /audit?user_id shows attacks on them.
-      await recordAudit(deps.db, meta, 'login_failed', {
-        userId: authentication.accountId,
-        details: { email: normalizeEmail(email).slice(0, 254) },
-      });
-      throw new AppError(401, 'Incorrect email or password', { headers: { 'WWW-Authenticate': BEARER_CHALLENGE } });
-    }
-    const { user } = authentication;
-    await clearLoginFailures(deps, email);
-    const { session, refreshToken } = await deps.db.transaction(async (tx) => {
-      await recordLogin(tx, user.id, deps.clock.now());
-      await recordAudit(tx, meta, 'login_succeeded', { userId: user.id });
-      return startSession(tx, deps, user.id, meta);
-    });
-    return issueTokenPair(c, user, session.id, refreshToken);
+    if (form.grant_type !== undefined && form.grant_type !== 'password') throw new AppError('unsupported-grant-type');
+    const pair = await loginWithPassword(ctx, { username: form.username ?? '', password: form.password ?? '', meta });
+    return c.json(toTokenResponse(pair), 200, NO_STORE);
   })
   .openapi(logoutRoute, async (c) => {
-    const { deps, user, claims } = c.var;
-    const all = c.req.valid('query').all === 'true';
-    const now = deps.clock.now();
-    await deps.db.transaction(async (tx) => {
-      if (all) await revokeAllSessions(tx, user.id, now);
-      else await revokeSession(tx, user.id, claims.sid, now);
-      await recordAudit(tx, requestMeta(c), 'logout', { userId: user.id, actorId: user.id, details: { all } });
-    });
+    const { ctx, user, claims, meta } = c.var;
+    await logout(ctx, { userId: user.id, sessionId: claims.sid, all: c.req.valid('query').all === 'true', meta });
     return c.body(null, 204);
   });

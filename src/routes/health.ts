@@ -1,7 +1,7 @@
-import { createRoute, OpenAPIHono, z } from '@hono/zod-openapi';
-import type { AppEnv } from '../deps';
+import { createRoute, z } from '@hono/zod-openapi';
 import { problemResponses } from '../schemas/problem';
 import { checkReadiness } from '../services/readiness';
+import { createRouter } from './router';
 
 const StatusSchema = z.object({ status: z.literal('ok') }).openapi('Status');
 
@@ -20,13 +20,13 @@ export const readyRoute = createRoute({
   summary: 'Readiness: the database answers and every migration is applied',
   responses: {
     200: { description: 'Ready for traffic', content: { 'application/json': { schema: StatusSchema } } },
-    ...problemResponses(503),
+    ...problemResponses('database-unavailable', 'migrations-pending', 'timeout'),
   },
 });
 
-export const healthRoutes = new OpenAPIHono<AppEnv>()
+export const healthRoutes = createRouter()
   .openapi(healthRoute, (c) => c.json({ status: 'ok' as const }, 200))
   .openapi(readyRoute, async (c) => {
-    await checkReadiness(c.var.deps);
+    await checkReadiness(c.var.ctx);
     return c.json({ status: 'ok' as const }, 200);
   });

@@ -1,16 +1,13 @@
-import { createRoute, OpenAPIHono } from '@hono/zod-openapi';
-import type { AppEnv } from '../deps';
-import { AppError } from '../lib/errors';
-import { requestMeta } from '../lib/request-meta';
-import { defaultHook } from '../lib/validation';
+import { createRoute } from '@hono/zod-openapi';
 import { requireAuth } from '../middleware/auth';
 import { BEARER_SECURITY, NO_STORE } from '../schemas/common';
-import { problemResponses } from '../schemas/problem';
-import { SessionIdParamSchema, SessionPublicSchema } from '../schemas/session';
-import { PasswordChangeSchema, UserPublicSchema, WelcomeSchema } from '../schemas/user';
-import { recordAudit } from '../services/audit';
-import { listLiveSessions, revokeSession } from '../services/sessions';
-import { changePassword, toPublicUser } from '../services/users';
+import { BAD_BODY, problemResponses, UNAUTHENTICATED, UNAVAILABLE } from '../schemas/problem';
+import { SessionIdParamSchema, SessionsPublicSchema, toSessionPublic } from '../schemas/session';
+import { PasswordChangeSchema, toUserPublic, UserPublicSchema, WelcomeSchema } from '../schemas/user';
+import { endSession } from '../services/auth';
+import { listLiveSessions } from '../services/sessions';
+import { changePassword } from '../services/users';
+import { createRouter } from './router';
 
 export const getMeRoute = createRoute({
   method: 'get',
@@ -21,7 +18,7 @@ export const getMeRoute = createRoute({
   security: BEARER_SECURITY,
   responses: {
     200: { description: 'The caller', content: { 'application/json': { schema: UserPublicSchema } } },
-    ...problemResponses(401, 503),
+    ...problemResponses(...UNAUTHENTICATED, ...UNAVAILABLE),
   },
 });
 
@@ -34,7 +31,7 @@ export const welcomeRoute = createRoute({
   security: BEARER_SECURITY,
   responses: {
     200: { description: 'A greeting naming the caller', content: { 'application/json': { schema: WelcomeSchema } } },
-    ...problemResponses(401, 503),
+    ...problemResponses(...UNAUTHENTICATED, ...UNAVAILABLE),
   },
 });
 
@@ -49,7 +46,7 @@ export const changePasswordRoute = createRoute({
   request: { body: { required: true, content: { 'application/json': { schema: PasswordChangeSchema } } } },
   responses: {
     204: { description: 'Changed; log in again' },
-    ...problemResponses(400, 401, 413, 415, 422, 503),
+    ...problemResponses(...BAD_BODY, 'wrong-password', ...UNAUTHENTICATED, ...UNAVAILABLE),
   },
 });
 
@@ -61,11 +58,8 @@ export const listSessionsRoute = createRoute({
   middleware: [requireAuth] as const,
   security: BEARER_SECURITY,
   responses: {
-    200: {
-      description: 'Most recently used first',
-      content: { 'application/json': { schema: SessionPublicSchema.array().openapi('SessionsPublic') } },
-    },
-    ...problemResponses(401, 503),
+    200: { description: 'Most recently used first', content: { 'application/json': { schema: SessionsPublicSchema } } },
+    ...problemResponses(...UNAUTHENTICATED, ...UNAVAILABLE),
   },
 });
 
@@ -78,42 +72,32 @@ export const deleteSessionRoute = createRoute({
   middleware: [requireAuth] as const,
   security: BEARER_SECURITY,
   request: { params: SessionIdParamSchema },
-  responses: { 204: { description: 'Ended' }, ...problemResponses(401, 404, 422, 503) },
+  responses: {
+    204: { description: 'Ended' },
+    ...problemResponses(...UNAUTHENTICATED, 'not-found', 'validation', ...UNAVAILABLE),
+  },
 });
 
-export const userRoutes = new OpenAPIHono<AppEnv>({ defaultHook })
-  .openapi(getMeRoute, (c) => c.json(toPublicUser(c.var.user), 200, NO_STORE))
+export const userRoutes = createRouter()
+  .openapi(getMeRoute, (c) => c.json(toUserPublic(c.var.user), 200, NO_STORE))
   .openapi(welcomeRoute, (c) => c.json({ message: `Welcome, ${c.var.user.email}!` }, 200, NO_STORE))
   .openapi(changePasswordRoute, async (c) => {
-    await changePassword(c.var.deps, c.var.user, c.req.valid('json'), requestMeta(c));
+    const { current_password, new_password } = c.req.valid('json');
+    const { ctx, user, meta } = c.var;
+    await changePassword(ctx, { user, currentPassword: current_password, newPassword: new_password, meta });
     return c.body(null, 204);
   })
   .openapi(listSessionsRoute, async (c) => {
-    const { deps, user, claims } = c.var;
-    const live = await listLiveSessions(deps.db, user.id, deps.clock.now());
-    const body = live.map((session) => ({
-      id: session.id,
-      created_at: session.createdAt.toISOString(),
-      last_used_at: session.lastUsedAt.toISOString(),
-      user_agent: session.userAgent,
-      ip: session.ip,
-      current: session.id === claims.sid,
-    }));
-    return c.json(body, 200, NO_STORE);
+    const { ctx, user, claims } = c.var;
+    const live = await listLiveSessions(ctx, { userId: user.id });
+    return c.json(
+      live.map((session) => toSessionPublic(session, claims.sid)),
+      200,
+      NO_STORE,
+    );
   })
   .openapi(deleteSessionRoute, async (c) => {
-    const { deps, user } = c.var;
-    const { id } = c.req.valid('param');
-    const ended = await deps.db.transaction(async (tx) => {
-      if (!(await revokeSession(tx, user.id, id, deps.clock.now()))) return false;
-      await recordAudit(tx, requestMeta(c), 'session_revoked', {
-        userId: user.id,
-        actorId: user.id,
-        details: { session_id: id },
-      });
-      return true;
-    });
-    // Someone else's session answers exactly like a missing one: ids of other users' sessions are not confirmed.
-    if (!ended) throw new AppError(404, 'No such session', { type: '/problems/not-found' });
+    const { ctx, user, meta } = c.var;
+    await endSession(ctx, { userId: user.id, sessionId: c.req.valid('param').id, meta });
     return c.body(null, 204);
   });

@@ -9,16 +9,16 @@ import { type Config, ConfigError, parseConfig } from '../config';
 import type { DatabaseHandle } from '../db/database';
 import { runMigrations } from '../db/migrate';
 import { openDatabase } from '../db/open';
-import { type AppEnv, systemClock } from '../deps';
+import { buildDeps, createInstance } from '../deps';
 import type { ReadAsset } from '../docs/assets';
 import type { PasswordHasher } from '../hashing/hasher';
-import { createLogger, type Logger } from '../lib/logger';
+import { createLogger, describeError, type Logger } from '../lib/logger';
 import { createRateLimitStore } from '../rate-limit/stores';
 
 export interface RuntimeParts {
   createHasher(cost: number): PasswordHasher & { close(): Promise<void> };
   readAsset: ReadAsset;
-  remoteAddress?: (c: Context<AppEnv>) => string | undefined;
+  remoteAddress?: (c: Context) => string | undefined;
   /** Where the migrations are, when not ./drizzle (the single binary embeds them). */
   migrationsFolder?: string;
 }
@@ -42,20 +42,18 @@ export async function bootstrap(env: Record<string, unknown>, parts: RuntimePart
   const database = await openDatabase(config);
   try {
     await runMigrations(database, parts.migrationsFolder);
-    const rateLimitStore = await createRateLimitStore(config, { db: database.db, logger });
-    const hasher = parts.createHasher(config.BCRYPT_COST);
-    const app = createApp({
-      db: database.db,
-      hasher,
-      config,
-      clock: systemClock,
-      logger,
-      readAsset: parts.readAsset,
-      rateLimits: rateLimitStore.rateLimits,
-      remoteAddress: parts.remoteAddress,
-    });
+    const instance = createInstance(config, { hasher: parts.createHasher(config.BCRYPT_COST), logger });
+    const rateLimitStore = await createRateLimitStore(config, { db: database.db, logger, clock: instance.clock });
+    const app = createApp(
+      buildDeps(instance, {
+        db: database.db,
+        rateLimits: rateLimitStore.rateLimits,
+        readAsset: parts.readAsset,
+        remoteAddress: parts.remoteAddress,
+      }),
+    );
     const close = async () => {
-      await hasher.close();
+      await instance.hasher.close();
       await rateLimitStore.close();
       await database.close();
     };
@@ -96,19 +94,19 @@ export async function runServer(host: Host): Promise<void> {
   try {
     service = await bootstrap(host.env, host.parts);
   } catch (error) {
-    console.error(error instanceof ConfigError ? error.message : `failed to start: ${describe(error)}`);
+    console.error(error instanceof ConfigError ? error.message : `failed to start: ${describeError(error)}`);
     host.exit(1);
   }
   const { config, logger, database } = service;
   // The runtimes exit on an unhandled rejection. A stray one (say, from a connection dropped while idle) is
   // a bug to log and fix, not a reason to take down every request in flight.
-  host.onUnhandledRejection((reason) => logger.error('unhandled rejection', { error: describe(reason) }));
+  host.onUnhandledRejection((reason) => logger.error('unhandled rejection', { error: describeError(reason) }));
 
   let server: Awaited<ReturnType<Host['listen']>>;
   try {
     server = await host.listen(service);
   } catch (error) {
-    console.error(`failed to start: ${describe(error)}`);
+    console.error(`failed to start: ${describeError(error)}`);
     await service.close();
     host.exit(1);
   }
@@ -137,5 +135,3 @@ export async function runServer(host: Host): Promise<void> {
   host.onSignal('SIGTERM', () => void shutdown('SIGTERM'));
   host.onSignal('SIGINT', () => void shutdown('SIGINT'));
 }
-
-const describe = (error: unknown) => (error instanceof Error ? error.message : String(error));

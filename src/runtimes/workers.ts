@@ -1,28 +1,28 @@
 /**
  * The Cloudflare Workers entry (wrangler.toml `main`): `bun run start:workers` locally, `wrangler deploy`.
  *
- * - Per isolate, once: the configuration (from the Worker's vars and secrets), the logger, the hasher.
+ * - Per isolate, once: the configuration (from the Worker's vars and secrets) and the instance built from it
+ *   exactly as on every other runtime (runtimes/bootstrap.ts: logger, hasher, token keys).
  * - Per request: a postgres.js client with one connection (Workers cannot keep sockets across requests),
  *   closed after the response with ctx.waitUntil; through Hyperdrive when the HYPERDRIVE binding exists,
- *   else DATABASE_URL. The app is built per request around it (≈0.2 ms): the app's prepared queries and
- *   the PostgreSQL rate-limit store are tied to that request's database.
+ *   else DATABASE_URL. The app is built per request around it (≈0.2 ms) with the shared `buildDeps`: the
+ *   app's prepared queries and the PostgreSQL rate-limit store are tied to that request's database.
  * - No filesystem: migrations run from the CLI (`DATABASE_URL=… bun run db:migrate`), the docs assets come
  *   from the static assets binding (wrangler.toml `[assets]`, filled by scripts/build-docs-assets.ts).
  * - No PGlite and no threads: bcryptjs hashes in the request, asynchronously, so other requests of the
  *   isolate interleave.
  * Without a usable configuration every request answers 503 problem+json saying what is missing.
  */
-import bcrypt from 'bcryptjs';
 import type { ExecutionContext } from 'hono';
 import { createApp } from '../app';
-import { type Config, ConfigError, parseConfig } from '../config';
+import { ConfigError, parseConfig } from '../config';
 import { createPostgresDb } from '../db/client-postgres';
-import { systemClock } from '../deps';
+import { buildDeps, createInstance, type Instance } from '../deps';
 import type { ReadAsset } from '../docs/assets';
-import type { PasswordHasher } from '../hashing/hasher';
-import { problem } from '../lib/errors';
-import { createLogger, type Logger } from '../lib/logger';
-import type { RateLimits } from '../middleware/rate-limit';
+import { createInlineHasher } from '../hashing/inline';
+import { DescribedError } from '../lib/logger';
+import { problemResponse } from '../lib/problems';
+import type { RateLimits } from '../rate-limit/limits';
 import { createRateLimitStore } from '../rate-limit/stores';
 
 /** The bindings this Worker reads (wrangler.toml, `wrangler secret put`, `.dev.vars`). */
@@ -37,28 +37,13 @@ export interface WorkersEnv {
 }
 
 interface Isolate {
-  config: Config;
+  instance: Instance;
   databaseUrl: string;
-  logger: Logger;
-  hasher: PasswordHasher;
   /** RATE_LIMIT_STORE=memory only: per isolate, so it must outlive the request. */
   memoryLimits?: Promise<RateLimits>;
 }
 
-// Checked up front so garbage never reaches bcryptjs; bcrypt hashes are exactly this shape.
-const BCRYPT_HASH = /^\$2[aby]\$(0[4-9]|[12]\d|3[01])\$[./A-Za-z0-9]{53}$/;
 const ASSET_ORIGIN = 'https://assets.invalid'; // the ASSETS binding ignores the host; only the path matters
-
-/** bcryptjs in the request: `$2b$` hashes that Bun, Node, Deno and passlib verify (passwords ≤ 72 bytes). */
-function createInlineHasher(cost: number): PasswordHasher {
-  return {
-    hash: (password) => bcrypt.hash(password, cost),
-    verify: async (password, hash) => {
-      if (typeof hash !== 'string' || !BCRYPT_HASH.test(hash)) return false;
-      return bcrypt.compare(password, hash).catch(() => false);
-    },
-  };
-}
 
 const readAssetFrom =
   (assets: WorkersEnv['ASSETS']): ReadAsset =>
@@ -67,8 +52,6 @@ const readAssetFrom =
     const response = await assets.fetch(new Request(`${ASSET_ORIGIN}/${module}`));
     return response.ok ? response.text() : null;
   };
-
-class WorkersConfigError extends Error {}
 
 /** Parses the environment into what every request of this isolate shares; throws on a configuration error. */
 function setUp(env: WorkersEnv): Isolate {
@@ -80,24 +63,19 @@ function setUp(env: WorkersEnv): Isolate {
   const { config, generatedSecret } = parseConfig(source);
   if (generatedSecret) {
     // A random key per isolate would make tokens fail on whichever isolate did not issue them.
-    throw new WorkersConfigError('SECRET_KEY is not set: `wrangler secret put SECRET_KEY` (at least 32 bytes)');
+    throw new DescribedError('SECRET_KEY is not set: `wrangler secret put SECRET_KEY` (at least 32 bytes)');
   }
   if (config.RATE_LIMIT_STORE === 'redis') {
-    throw new WorkersConfigError('RATE_LIMIT_STORE=redis is not supported on Workers; use postgres or memory');
+    throw new DescribedError('RATE_LIMIT_STORE=redis is not supported on Workers; use postgres or memory');
   }
   const databaseUrl = env.HYPERDRIVE?.connectionString ?? config.DATABASE_URL;
   if (!databaseUrl) {
-    throw new WorkersConfigError(
+    throw new DescribedError(
       'No database is configured: set DATABASE_URL (`wrangler secret put DATABASE_URL`) or bind Hyperdrive as ' +
         'HYPERDRIVE; the embedded PGlite is not available on Workers',
     );
   }
-  return {
-    config,
-    databaseUrl,
-    logger: createLogger(config.LOG_LEVEL),
-    hasher: createInlineHasher(config.BCRYPT_COST),
-  };
+  return { instance: createInstance(config, { hasher: createInlineHasher(config.BCRYPT_COST) }), databaseUrl };
 }
 
 let isolate: { env: WorkersEnv; result: Isolate | Error } | undefined;
@@ -108,7 +86,7 @@ function isolateFor(env: WorkersEnv): Isolate | Error {
     try {
       result = setUp(env);
     } catch (error) {
-      if (!(error instanceof ConfigError || error instanceof WorkersConfigError)) throw error;
+      if (!(error instanceof ConfigError || error instanceof DescribedError)) throw error;
       console.error(JSON.stringify({ level: 'error', msg: 'configuration error', detail: error.message }));
       result = error;
     }
@@ -121,31 +99,28 @@ export default {
   async fetch(request: Request, env: WorkersEnv, ctx: ExecutionContext): Promise<Response> {
     const shared = isolateFor(env);
     if (shared instanceof Error) {
-      return problem(503, `The service is not configured: ${shared.message}`, {
-        type: '/problems/configuration',
-        headers: { 'Retry-After': '60' },
-      });
+      return problemResponse('not-configured', { detail: `The service is not configured: ${shared.message}` });
     }
-    const { config, databaseUrl, logger, hasher } = shared;
+    const { instance, databaseUrl } = shared;
     const database = createPostgresDb(databaseUrl, { max: 1 });
     try {
       // The PostgreSQL store works on this request's connection; the memory store ignores the database. No
       // timers in a request: expired counters are swept by `bun run cli prune` (cron), not by the Worker.
+      const { config, logger, clock } = instance;
       const limits = () =>
-        createRateLimitStore(config, { db: database.db, logger, sweep: false }).then((store) => store.rateLimits);
+        createRateLimitStore(config, { db: database.db, logger, clock, sweep: false }).then(
+          (store) => store.rateLimits,
+        );
       if (config.RATE_LIMIT_STORE === 'memory') shared.memoryLimits ??= limits();
-      const rateLimits = await (shared.memoryLimits ?? limits());
-      const app = createApp({
-        db: database.db,
-        hasher,
-        config,
-        clock: systemClock,
-        logger,
-        readAsset: readAssetFrom(env.ASSETS),
-        rateLimits,
-        // Set by Cloudflare's edge from the connection; a client cannot forge it.
-        remoteAddress: (c) => c.req.header('CF-Connecting-IP'),
-      });
+      const app = createApp(
+        buildDeps(instance, {
+          db: database.db,
+          rateLimits: await (shared.memoryLimits ?? limits()),
+          readAsset: readAssetFrom(env.ASSETS),
+          // Set by Cloudflare's edge from the connection; a client cannot forge it.
+          remoteAddress: (c) => c.req.header('CF-Connecting-IP'),
+        }),
+      );
       return await app.fetch(request, env, ctx);
     } finally {
       ctx.waitUntil(database.close());

@@ -1,12 +1,12 @@
 import { z } from '@hono/zod-openapi';
-import { PROBLEM_CONTENT_TYPE } from '../lib/errors';
+import { PROBLEM_CONTENT_TYPE, PROBLEMS, type ProblemCode, problemBody } from '../lib/problems';
 
 export const ProblemSchema = z
   .object({
-    type: z.string().openapi({ example: 'about:blank' }),
-    title: z.string().openapi({ example: 'Unauthorized' }),
-    status: z.number().int().openapi({ example: 401 }),
-    detail: z.string().openapi({ example: 'Incorrect email or password' }),
+    type: z.string().openapi({ description: '`/problems/<code>`, or `about:blank` when the status says it all' }),
+    title: z.string().openapi({ description: 'The HTTP status phrase' }),
+    status: z.number().int(),
+    detail: z.string().openapi({ description: 'A sentence a client may show' }),
     errors: z
       .array(z.object({ pointer: z.string().openapi({ example: '#/email' }), detail: z.string() }))
       .optional()
@@ -14,30 +14,35 @@ export const ProblemSchema = z
   })
   .openapi('Problem', { description: 'RFC 9457 problem details' });
 
-const DESCRIPTIONS = {
-  400: 'Bad request',
-  401: 'Missing, invalid or expired credentials',
-  403: 'Authenticated, but not allowed',
-  404: 'No such resource',
-  409: 'Conflicts with the current state',
-  413: 'Request body too large',
-  415: 'Unsupported content type',
-  422: 'Invalid input; `errors` lists each field',
-  429: 'Too many attempts; see Retry-After',
-  503: 'Database unavailable; see Retry-After',
-} as const;
+type StatusOf<C extends ProblemCode> = (typeof PROBLEMS)[C]['status'];
+type ProblemContent = { [PROBLEM_CONTENT_TYPE]: { schema: typeof ProblemSchema } };
 
-type ProblemStatus = keyof typeof DESCRIPTIONS;
-
-/** OpenAPI `responses` entries for the given failure statuses, all sharing ProblemSchema. */
-export function problemResponses<S extends ProblemStatus>(...statuses: S[]) {
+/**
+ * OpenAPI `responses` entries for the problems a route can answer, grouped by status: each status lists the
+ * catalogue's example of every one of its codes, so /docs shows this route's own failures.
+ */
+export function problemResponses<const C extends ProblemCode>(...codes: C[]) {
+  const byStatus = new Map<number, ProblemCode[]>();
+  for (const code of codes) byStatus.set(PROBLEMS[code].status, [...(byStatus.get(PROBLEMS[code].status) ?? []), code]);
   return Object.fromEntries(
-    statuses.map((status) => [
+    [...byStatus].map(([status, group]) => [
       status,
-      { description: DESCRIPTIONS[status], content: { [PROBLEM_CONTENT_TYPE]: { schema: ProblemSchema } } },
+      {
+        description: group.map((code) => PROBLEMS[code].detail).join(' / '),
+        content: {
+          [PROBLEM_CONTENT_TYPE]: {
+            schema: ProblemSchema,
+            examples: Object.fromEntries(group.map((code) => [code, { value: problemBody(code) }])),
+          },
+        },
+      },
     ]),
-  ) as unknown as Record<
-    S,
-    { description: string; content: { [PROBLEM_CONTENT_TYPE]: { schema: typeof ProblemSchema } } }
-  >;
+  ) as unknown as Record<StatusOf<C>, { description: string; content: ProblemContent }>;
 }
+
+/** Every route may answer these: the database is down, or the request ran out of time. */
+export const UNAVAILABLE = ['database-unavailable', 'timeout'] as const;
+/** Every route with a JSON or form body may answer these before its handler runs. */
+export const BAD_BODY = ['malformed-request', 'body-too-large', 'unsupported-media-type', 'validation'] as const;
+/** Every bearer-protected route. */
+export const UNAUTHENTICATED = ['not-authenticated', 'invalid-access-token'] as const;

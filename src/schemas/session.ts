@@ -1,6 +1,5 @@
 import { z } from '@hono/zod-openapi';
-import { AUDIT_EVENTS } from '../db/schema';
-import { PageQuerySchema } from './user';
+import type { Session } from '../services/sessions';
 
 export const SessionPublicSchema = z
   .object({
@@ -13,6 +12,18 @@ export const SessionPublicSchema = z
   })
   .openapi('SessionPublic');
 
+export const SessionsPublicSchema = SessionPublicSchema.array().openapi('SessionsPublic');
+
+/** A session as its owner sees it; `current` marks the one the request's token belongs to. */
+export const toSessionPublic = (session: Session, currentSessionId: string): z.infer<typeof SessionPublicSchema> => ({
+  id: session.id,
+  created_at: session.createdAt.toISOString(),
+  last_used_at: session.lastUsedAt.toISOString(),
+  user_agent: session.userAgent,
+  ip: session.ip,
+  current: session.id === currentSessionId,
+});
+
 export const SessionIdParamSchema = z.object({
   id: z.uuid().openapi({ param: { name: 'id', in: 'path' } }),
 });
@@ -22,30 +33,4 @@ export const LogoutQuerySchema = z.object({
     .enum(['true', 'false'])
     .optional()
     .openapi({ description: '`true` ends every session of the caller, not only this one' }),
-});
-
-export const AuditEventPublicSchema = z
-  .object({
-    id: z.number().int(),
-    created_at: z.string().openapi({ format: 'date-time' }),
-    event: z.enum(AUDIT_EVENTS),
-    user_id: z.number().int().nullable(),
-    actor_id: z.number().int().nullable(),
-    ip: z.string().nullable(),
-    user_agent: z.string().nullable(),
-    details: z.record(z.string(), z.unknown()),
-  })
-  .openapi('AuditEvent');
-
-export const AuditEventsPublicSchema = z
-  .object({ items: z.array(AuditEventPublicSchema), total: z.number().int() })
-  .openapi('AuditEvents');
-
-export const AuditQuerySchema = PageQuerySchema.extend({
-  user_id: z.coerce
-    .number()
-    .int()
-    .positive()
-    .max(2 ** 31 - 1)
-    .optional(),
 });

@@ -1,4 +1,5 @@
 import { z } from '@hono/zod-openapi';
+import type { TokenPair } from '../services/auth';
 
 const MAX_FORM_FIELD_LENGTH = 1024;
 export const GRANT_TYPES = ['password', 'refresh_token'] as const;
@@ -58,3 +59,11 @@ export const TokenSchema = z
     }),
   })
   .openapi('Token');
+
+/** RFC 6749 §5.1: the token response a grant answers with. */
+export const toTokenResponse = (pair: TokenPair): z.infer<typeof TokenSchema> => ({
+  access_token: pair.accessToken,
+  token_type: 'bearer',
+  expires_in: pair.expiresIn,
+  refresh_token: pair.refreshToken,
+});

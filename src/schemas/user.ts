@@ -1,42 +1,19 @@
 import { z } from '@hono/zod-openapi';
-import { ROLES } from '../db/schema';
-import { checkPasswordPolicy } from '../lib/password-policy';
+import { EmailRule } from '../lib/email';
+import { checkPasswordPolicy, MAX_PASSWORD_BYTES, MIN_PASSWORD_CHARS, PasswordRule } from '../lib/password-policy';
+import { MAX_USER_ID, ROLES, type User } from '../services/users';
 
-export const MAX_EMAIL_LENGTH = 254; // RFC 5321 §4.5.3.1.3 path limit, less the angle brackets
-export const MIN_PASSWORD_CHARS = 8; // NIST SP 800-63B §3.1.1.2
-export const MAX_PASSWORD_BYTES = 72; // bcrypt ignores every byte past the 72nd
+export const EmailSchema = EmailRule.openapi({ example: 'ada@example.com', format: 'email' });
 
-// C0 controls and DEL: never part of a typed email or password, often a smuggling attempt (NUL truncation).
-// biome-ignore lint/suspicious/noControlCharactersInRegex: matching control characters is the point
-const CONTROL_CHARACTERS = /[\u0000-\u001f\u007f]/;
-const utf8Length = (s: string) => new TextEncoder().encode(s).length;
+export const PasswordSchema = PasswordRule.openapi({
+  example: 'correct horse battery staple',
+  minLength: MIN_PASSWORD_CHARS,
+  description:
+    `${MIN_PASSWORD_CHARS} characters to ${MAX_PASSWORD_BYTES} UTF-8 bytes, no control characters. A new password ` +
+    "is also refused (422) when it is a common password or contains the email's local part.",
+});
 
-/** Trimmed and lower-cased before validation, storage and lookup, so `A@B.c ` and `a@b.c` are one account. */
-export const EmailSchema = z
-  .string()
-  .trim()
-  .toLowerCase()
-  .max(MAX_EMAIL_LENGTH, `Email must be at most ${MAX_EMAIL_LENGTH} characters`)
-  .refine((s) => !CONTROL_CHARACTERS.test(s), 'Email must not contain control characters')
-  .pipe(z.email('Invalid email address'))
-  .openapi({ example: 'ada@example.com', format: 'email' });
-
-export const PasswordSchema = z
-  .string()
-  .refine((s) => !CONTROL_CHARACTERS.test(s), 'Password must not contain NUL or other control characters')
-  .refine((s) => [...s].length >= MIN_PASSWORD_CHARS, `Password must be at least ${MIN_PASSWORD_CHARS} characters`)
-  .refine(
-    (s) => utf8Length(s) <= MAX_PASSWORD_BYTES,
-    `Password must be at most ${MAX_PASSWORD_BYTES} bytes in UTF-8 (the bcrypt limit); use a shorter passphrase`,
-  )
-  .openapi({
-    example: 'correct horse battery staple',
-    minLength: MIN_PASSWORD_CHARS,
-    description:
-      `${MIN_PASSWORD_CHARS} characters to ${MAX_PASSWORD_BYTES} UTF-8 bytes, no control characters. A new password ` +
-      "is also refused (422) when it is a common password or contains the email's local part.",
-  });
-
+/** A new account's email and password, with the whole password policy: the one schema register and the CLI use. */
 export const UserRegisterSchema = z
   .object({ email: EmailSchema, password: PasswordSchema })
   .superRefine(
@@ -64,6 +41,16 @@ export const UserPublicSchema = z
 
 export type UserPublic = z.infer<typeof UserPublicSchema>;
 
+/** The public shape of a user: never a hash or a secret. */
+export const toUserPublic = (user: User): UserPublic => ({
+  id: user.id,
+  email: user.email,
+  role: user.role,
+  disabled: user.disabled,
+  created_at: user.createdAt.toISOString(),
+  last_login_time: user.lastLoginTime?.toISOString() ?? null,
+});
+
 export const WelcomeSchema = z
   .object({ message: z.string().openapi({ example: 'Welcome, ada@example.com!' }) })
   .openapi('Welcome');
@@ -89,13 +76,11 @@ export const UsersPublicSchema = z
   .object({ items: z.array(UserPublicSchema), total: z.number().int().openapi({ example: 1 }) })
   .openapi('UsersPublic');
 
+/** A user id in a path or query: a positive integer that fits users.id. */
+export const UserIdSchema = z.coerce.number().int().positive().max(MAX_USER_ID);
+
 export const UserIdParamSchema = z.object({
-  id: z.coerce
-    .number()
-    .int()
-    .positive()
-    .max(2 ** 31 - 1)
-    .openapi({ param: { name: 'id', in: 'path' }, example: 1 }),
+  id: UserIdSchema.openapi({ param: { name: 'id', in: 'path' }, example: 1 }),
 });
 
 /** limit/offset paging, shared by every list; unknown query parameters are ignored. */

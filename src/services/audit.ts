@@ -1,40 +1,43 @@
-import { and, count, desc, eq, type SQL } from 'drizzle-orm';
+import { count, desc, eq, type SQL } from 'drizzle-orm';
 import type { Database } from '../db/database';
-import { type AuditEvent, auditEvents } from '../db/schema';
+import { AUDIT_EVENTS, type AuditEvent, type AuditEventRow, auditEvents } from '../db/schema';
+import type { RequestMeta } from '../lib/request-meta';
 
-/** Who did it and from where, as the request shows it. */
-export interface RequestMeta {
-  ip: string | null;
-  userAgent: string | null;
-}
+export { AUDIT_EVENTS, type AuditEvent, type AuditEventRow };
 
-/** The database, or the transaction the audited change runs in (the event commits or rolls back with it). */
-type Executor = Pick<Database, 'insert'>;
-
+/**
+ * Appends one event. Pass the transaction of the change it records as `db`: the event commits or rolls
+ * back with it, so the log never claims what did not happen nor misses what did.
+ */
 export async function recordAudit(
-  db: Executor,
-  meta: RequestMeta,
-  event: AuditEvent,
-  fields: { userId?: number | null; actorId?: number | null; details?: Record<string, unknown> } = {},
+  { db }: { db: Pick<Database, 'insert'> },
+  input: {
+    event: AuditEvent;
+    meta: RequestMeta;
+    userId?: number | null;
+    actorId?: number | null;
+    details?: Record<string, unknown>;
+  },
 ): Promise<void> {
   await db.insert(auditEvents).values({
-    event,
-    userId: fields.userId ?? null,
-    actorId: fields.actorId ?? null,
-    ip: meta.ip,
-    userAgent: meta.userAgent,
-    details: fields.details ?? {},
+    event: input.event,
+    userId: input.userId ?? null,
+    actorId: input.actorId ?? null,
+    ip: input.meta.ip,
+    userAgent: input.meta.userAgent,
+    details: input.details ?? {},
   });
 }
 
+/** Newest first, optionally only the events filed under one user. */
 export async function listAuditEvents(
-  db: Database,
+  { db }: { db: Database },
   { userId, limit, offset }: { userId?: number; limit: number; offset: number },
 ) {
   const where: SQL | undefined = userId === undefined ? undefined : eq(auditEvents.userId, userId);
   const [items, [totals]] = await Promise.all([
     db.select().from(auditEvents).where(where).orderBy(desc(auditEvents.id)).limit(limit).offset(offset),
-    db.select({ total: count() }).from(auditEvents).where(and(where)),
+    db.select({ total: count() }).from(auditEvents).where(where),
   ]);
   return { items, total: totals?.total ?? 0 };
 }

@@ -6,11 +6,11 @@
 import { z } from 'zod';
 import type { Database } from '../db/database';
 import { ROLES, users } from '../db/schema';
-import { EmailSchema } from '../schemas/user';
-import { type RequestMeta, recordAudit } from './audit';
-
-/** Exactly what bcrypt writes (passlib, bcryptjs, PHP, Bun): ident, two-digit cost 04–31, 22 + 31 chars of salt and hash. */
-export const BCRYPT_HASH = /^\$2[aby]\$(0[4-9]|[12]\d|3[01])\$[./A-Za-z0-9]{53}$/;
+import { BCRYPT_HASH } from '../hashing/bcrypt';
+import { EmailRule } from '../lib/email';
+import type { RequestMeta } from '../lib/request-meta';
+import { describeIssues } from '../lib/validation';
+import { recordAudit } from './audit';
 
 /** Rows per transaction: a failure rolls back one batch, and earlier batches stay imported (re-run to resume). */
 export const IMPORT_BATCH_SIZE = 500;
@@ -37,7 +37,7 @@ const TimestampSchema = z
 
 /** One row of the reference app's `user` table as `row_to_json` writes it; `id` and unknown keys are ignored. */
 export const ImportRowSchema = z.object({
-  email: EmailSchema,
+  email: EmailRule,
   hashed_password: z.string().regex(BCRYPT_HASH, 'Not a bcrypt hash ($2a$, $2b$ or $2y$)'),
   role: z
     .enum(ROLES, { message: `Role must be one of ${ROLES.join(', ')}` })
@@ -87,21 +87,18 @@ export function parseImportText(text: string): ImportInput[] {
   return inputs;
 }
 
-const describe = (error: z.ZodError) =>
-  error.issues
-    .map((issue) => (issue.path.length ? `${issue.path.join('.')}: ${issue.message}` : issue.message))
-    .join('; ');
-
 /**
  * Validates every row, then inserts the valid ones with their hashes unchanged, one transaction per batch,
  * each with a `register` audit event marked `{imported: true}`. An email already in the database, or
  * earlier in the input, is skipped and reported as a duplicate, so importing the same file twice is harmless.
  */
 export async function importUsers(
-  db: Database,
-  inputs: Iterable<ImportInput>,
-  meta: RequestMeta,
-  { batchSize = IMPORT_BATCH_SIZE }: { batchSize?: number } = {},
+  { db }: { db: Database },
+  {
+    inputs,
+    meta,
+    batchSize = IMPORT_BATCH_SIZE,
+  }: { inputs: Iterable<ImportInput>; meta: RequestMeta; batchSize?: number },
 ): Promise<ImportReport> {
   const report: ImportReport = { imported: [], duplicates: [], rejected: [] };
   const seen = new Set<string>();
@@ -113,7 +110,7 @@ export async function importUsers(
     }
     const parsed = ImportRowSchema.safeParse(input.value);
     if (!parsed.success) {
-      report.rejected.push({ line: input.line, reason: describe(parsed.error) });
+      report.rejected.push({ line: input.line, reason: describeIssues(parsed.error) });
     } else if (seen.has(parsed.data.email)) {
       report.duplicates.push({ line: input.line, email: parsed.data.email });
     } else {
@@ -146,7 +143,10 @@ export async function importUsers(
           report.duplicates.push({ line, email: row.email });
           continue;
         }
-        await recordAudit(tx, meta, 'register', { userId: user.id, details: { imported: true, role: user.role } });
+        await recordAudit(
+          { db: tx },
+          { event: 'register', meta, userId: user.id, details: { imported: true, role: user.role } },
+        );
         report.imported.push({ line, email: user.email, id: user.id });
       }
     });

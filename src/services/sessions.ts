@@ -1,20 +1,31 @@
-import { and, desc, eq, gt, isNull, lte, or, sql } from 'drizzle-orm';
+/**
+ * Sessions: one refresh-token family each, started by a password login, extended by every rotation, ended
+ * by logout, password change, disabling or deleting the user. Access tokens name their session (`sid`),
+ * so ending the row ends them at once.
+ */
+import { and, desc, eq, gt, isNull, lte, or, type SQL, sql } from 'drizzle-orm';
+import type { Config } from '../config';
 import type { Database } from '../db/database';
 import { refreshTokens, type Session, sessions, type User, users } from '../db/schema';
-import type { AppDeps } from '../deps';
+import type { Clock } from '../lib/clock';
 import { constantTimeEqual, randomToken, sha256 } from '../lib/crypto';
-import { unauthorized } from '../lib/errors';
-import { type RequestMeta, recordAudit } from './audit';
+import { UUID_PATTERN } from '../lib/ids';
+import { AppError } from '../lib/problems';
+import type { RequestMeta } from '../lib/request-meta';
+import { recordAudit } from './audit';
+
+export type { Session };
 
 const DAY_MS = 24 * 60 * 60 * 1000;
 // `<token id>.<secret>`: the id finds the row, the secret (256 bits) proves possession; only its hash is stored.
-const REFRESH_TOKEN = /^([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})\.([A-Za-z0-9_-]{43})$/;
+const REFRESH_TOKEN = new RegExp(`^(${UUID_PATTERN})\\.([A-Za-z0-9_-]{43})$`);
 
-type Deps = Pick<AppDeps, 'db' | 'config' | 'clock'>;
-/** The database or a transaction on it. */
-type Executor = Pick<Database, 'insert' | 'update' | 'delete' | 'select'>;
+interface SessionDeps {
+  db: Database;
+  clock: Clock;
+}
 
-async function issueRefreshToken(db: Executor, sessionId: string): Promise<string> {
+async function issueRefreshToken(db: Database, sessionId: string): Promise<string> {
   const secret = randomToken();
   const [row] = await db
     .insert(refreshTokens)
@@ -23,20 +34,32 @@ async function issueRefreshToken(db: Executor, sessionId: string): Promise<strin
   return `${row?.id}.${secret}`;
 }
 
+/** A session has ended once it is revoked or its refresh lifetime has passed (at `expiresAt` exactly, too). */
+const hasEnded = (now: Date): SQL => or(lte(sessions.expiresAt, now), sql`${sessions.revokedAt} is not null`) as SQL;
+
+/** Deletes ended sessions, of one user or of everyone; returns how many. Their rows only served reuse detection. */
+export async function deleteEndedSessions(
+  { db, clock }: SessionDeps,
+  { userId }: { userId?: number } = {},
+): Promise<number> {
+  const ended = hasEnded(clock.now());
+  const deleted = await db
+    .delete(sessions)
+    .where(userId === undefined ? ended : and(eq(sessions.userId, userId), ended))
+    .returning({ id: sessions.id });
+  return deleted.length;
+}
+
 /**
- * Starts a session (a refresh-token family) for a user who just proved their password, and returns it
- * with its first refresh token. Also drops the user's sessions that ended, so the table stays small.
+ * Starts a session for a user who just proved their password, and returns it with its first refresh token.
+ * Also drops the user's sessions that ended, so the table stays small. Run it in the login's transaction.
  */
 export async function startSession(
-  db: Executor,
-  { config, clock }: Omit<Deps, 'db'>,
-  userId: number,
-  meta: RequestMeta,
+  { db, clock, config }: SessionDeps & { config: Pick<Config, 'REFRESH_TOKEN_EXPIRE_DAYS'> },
+  { userId, meta }: { userId: number; meta: RequestMeta },
 ) {
   const now = clock.now();
-  await db
-    .delete(sessions)
-    .where(and(eq(sessions.userId, userId), or(lte(sessions.expiresAt, now), sql`${sessions.revokedAt} is not null`)));
+  await deleteEndedSessions({ db, clock }, { userId });
   const [session] = await db
     .insert(sessions)
     .values({
@@ -52,7 +75,7 @@ export async function startSession(
   return { session, refreshToken: await issueRefreshToken(db, session.id) };
 }
 
-const invalidRefreshToken = () => unauthorized('Invalid or expired refresh token');
+const invalidRefreshToken = () => new AppError('invalid-refresh-token');
 
 /**
  * Spends a refresh token and returns the next one of its family (RFC 9700 §4.14.2 rotation). A token that
@@ -60,10 +83,9 @@ const invalidRefreshToken = () => unauthorized('Invalid or expired refresh token
  * detection), which ends the attacker's and the victim's copies alike.
  */
 export async function rotateRefreshToken(
-  { db, clock }: Pick<Deps, 'db' | 'clock'>,
-  presented: string,
-  meta: RequestMeta,
-) {
+  { db, clock }: SessionDeps,
+  { presented, meta }: { presented: string; meta: RequestMeta },
+): Promise<{ user: User; session: Session; refreshToken: string }> {
   const match = REFRESH_TOKEN.exec(presented);
   if (!match) throw invalidRefreshToken();
   const [, tokenId, secret] = match as unknown as [string, string, string];
@@ -88,74 +110,74 @@ export async function rotateRefreshToken(
       .returning({ id: refreshTokens.id });
     if (spent.length === 0) return null;
     await tx.update(sessions).set({ lastUsedAt: now }).where(eq(sessions.id, session.id));
-    await recordAudit(tx, meta, 'token_refreshed', { userId: user.id, details: { session_id: session.id } });
+    await recordAudit(
+      { db: tx },
+      { event: 'token_refreshed', meta, userId: user.id, details: { session_id: session.id } },
+    );
     return issueRefreshToken(tx, session.id);
   });
   if (rotated === null) {
     await db.transaction(async (tx) => {
       await tx.update(sessions).set({ revokedAt: now }).where(eq(sessions.id, session.id));
-      await recordAudit(tx, meta, 'refresh_reuse_detected', { userId: user.id, details: { session_id: session.id } });
+      await recordAudit(
+        { db: tx },
+        { event: 'refresh_reuse_detected', meta, userId: user.id, details: { session_id: session.id } },
+      );
     });
     throw invalidRefreshToken();
   }
   return { user, session, refreshToken: rotated };
 }
 
-/** Revokes one of the user's live sessions; false when there is no such live session. */
-export async function revokeSession(db: Executor, userId: number, sessionId: string, now: Date): Promise<boolean> {
+/** Revokes one of the user's live sessions; false when there is no such live session of theirs. */
+export async function revokeSession(
+  { db, clock }: SessionDeps,
+  { userId, sessionId }: { userId: number; sessionId: string },
+): Promise<boolean> {
   const revoked = await db
     .update(sessions)
-    .set({ revokedAt: now })
+    .set({ revokedAt: clock.now() })
     .where(and(eq(sessions.id, sessionId), eq(sessions.userId, userId), isNull(sessions.revokedAt)))
     .returning({ id: sessions.id });
   return revoked.length > 0;
 }
 
 /** Revokes every live session of the user: all their refresh tokens and access tokens stop working. */
-export async function revokeAllSessions(db: Executor, userId: number, now: Date): Promise<number> {
+export async function revokeAllSessions({ db, clock }: SessionDeps, { userId }: { userId: number }): Promise<number> {
   const revoked = await db
     .update(sessions)
-    .set({ revokedAt: now })
+    .set({ revokedAt: clock.now() })
     .where(and(eq(sessions.userId, userId), isNull(sessions.revokedAt)))
     .returning({ id: sessions.id });
   return revoked.length;
 }
 
-export async function listLiveSessions(db: Database, userId: number, now: Date): Promise<Session[]> {
+/** The user's sessions that can still be refreshed, most recently used first. */
+export async function listLiveSessions({ db, clock }: SessionDeps, { userId }: { userId: number }): Promise<Session[]> {
   return db
     .select()
     .from(sessions)
-    .where(and(eq(sessions.userId, userId), isNull(sessions.revokedAt), gt(sessions.expiresAt, now)))
+    .where(and(eq(sessions.userId, userId), isNull(sessions.revokedAt), gt(sessions.expiresAt, clock.now())))
     .orderBy(desc(sessions.lastUsedAt));
 }
 
-// Every authenticated request runs this: one round trip, two primary-key lookups, prepared once per database.
-const authQueries = new WeakMap<Database, ReturnType<typeof prepareAuthLookup>>();
-const prepareAuthLookup = (db: Database) =>
-  db
+/** The user behind an access token, by its `sub` and `sid`: one round trip, two primary-key lookups. */
+export type AuthLookup = (input: { userId: number; sessionId: string; now: Date }) => Promise<User | null>;
+
+/** Prepared once per database (createApp builds one): every authenticated request runs it. */
+export function createAuthLookup(db: Database): AuthLookup {
+  const query = db
     .select({ user: users, session: { revokedAt: sessions.revokedAt, expiresAt: sessions.expiresAt } })
     .from(users)
     .innerJoin(sessions, and(eq(sessions.id, sql.placeholder('sessionId')), eq(sessions.userId, users.id)))
     .where(eq(users.id, sql.placeholder('userId')))
     .limit(1)
     .prepare('auth_lookup');
-
-/**
- * The user behind an access token, if the token's session is still live and the user enabled; null
- * otherwise. This is what makes logout, password change, disabling and deleting take effect at once.
- */
-export async function findAuthenticatedUser(
-  db: Database,
-  userId: number,
-  sessionId: string,
-  now: Date,
-): Promise<User | null> {
-  let query = authQueries.get(db);
-  if (!query) {
-    query = prepareAuthLookup(db);
-    authQueries.set(db, query);
-  }
-  const [row] = await query.execute({ userId, sessionId });
-  if (!row || row.user.disabled || row.session.revokedAt !== null || row.session.expiresAt <= now) return null;
-  return row.user;
+  // The user, if the token's session is still live and the user enabled: what makes logout, password change,
+  // disabling and deleting take effect at once.
+  return async ({ userId, sessionId, now }) => {
+    const [row] = await query.execute({ userId, sessionId });
+    if (!row || row.user.disabled || row.session.revokedAt !== null || row.session.expiresAt <= now) return null;
+    return row.user;
+  };
 }

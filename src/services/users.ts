@@ -1,29 +1,28 @@
+/** Accounts: registration, lookup, password change and the admin's changes, each audited in its transaction. */
 import { and, asc, count, eq, ilike, sql } from 'drizzle-orm';
 import type { Database } from '../db/database';
-import { type Role, type User, users } from '../db/schema';
-import type { AppDeps } from '../deps';
-import { AppError } from '../lib/errors';
-import { assertPasswordPolicy } from '../lib/password-policy';
-import type { UserPublic } from '../schemas/user';
-import { MAX_PASSWORD_BYTES } from '../schemas/user';
-import { type RequestMeta, recordAudit } from './audit';
+import { MAX_USER_ID, ROLES, type Role, type User, users } from '../db/schema';
+import type { PasswordHasher } from '../hashing/hasher';
+import type { Clock } from '../lib/clock';
+import { normalizeEmail } from '../lib/email';
+import { assertPasswordPolicy, isAcceptablePassword } from '../lib/password-policy';
+import { AppError } from '../lib/problems';
+import type { RequestMeta } from '../lib/request-meta';
+import { recordAudit } from './audit';
 import { revokeAllSessions } from './sessions';
 
-type Deps = Pick<AppDeps, 'db' | 'hasher'>;
+export { MAX_USER_ID, ROLES, type Role, type User };
 
-export const normalizeEmail = (email: string) => email.trim().toLowerCase();
-
-const notFound = () => new AppError(404, 'No such user', { type: '/problems/not-found' });
+const userNotFound = () => new AppError('not-found', { detail: 'No such user' });
 
 /**
  * Inserts the user and its `register` audit event in one transaction. A concurrent or earlier
- * registration of the same email is a 409, never a 500.
+ * registration of the same email is a 409, never a 500. The password has passed the policy already
+ * (the request schema, or the CLI's parse of it).
  */
 export async function createUser(
-  { db, hasher }: Deps,
-  input: { email: string; password: string; role?: Role },
-  meta: RequestMeta,
-  actorId: number | null = null,
+  { db, hasher }: { db: Database; hasher: PasswordHasher },
+  input: { email: string; password: string; role?: Role; meta: RequestMeta; actorId?: number | null },
 ): Promise<User> {
   const email = normalizeEmail(input.email);
   const passwordHash = await hasher.hash(input.password);
@@ -34,19 +33,28 @@ export async function createUser(
       .values({ email, passwordHash, role: input.role ?? 'user' })
       .onConflictDoNothing()
       .returning();
-    if (!created) throw new AppError(409, 'Email already registered', { type: '/problems/email-taken' });
-    await recordAudit(tx, meta, 'register', { userId: created.id, actorId, details: { role: created.role } });
+    if (!created) throw new AppError('email-taken');
+    await recordAudit(
+      { db: tx },
+      {
+        event: 'register',
+        meta: input.meta,
+        userId: created.id,
+        actorId: input.actorId ?? null,
+        details: { role: created.role },
+      },
+    );
     return created;
   });
 }
 
-export async function getUser({ db }: Pick<AppDeps, 'db'>, id: number): Promise<User> {
-  const [user] = await db.select().from(users).where(eq(users.id, id)).limit(1);
-  if (!user) throw notFound();
+export async function getUser({ db }: { db: Database }, { userId }: { userId: number }): Promise<User> {
+  const [user] = await db.select().from(users).where(eq(users.id, userId)).limit(1);
+  if (!user) throw userNotFound();
   return user;
 }
 
-export async function findUserByEmail({ db }: Pick<AppDeps, 'db'>, email: string): Promise<User | undefined> {
+export async function findUserByEmail({ db }: { db: Database }, { email }: { email: string }) {
   const [user] = await db
     .select()
     .from(users)
@@ -55,42 +63,8 @@ export async function findUserByEmail({ db }: Pick<AppDeps, 'db'>, email: string
   return user;
 }
 
-// A real bcrypt hash at the configured cost, made once per hasher, so an unknown email costs one verify too.
-const dummyHashes = new WeakMap<object, Promise<string>>();
-function dummyHash(hasher: Deps['hasher']): Promise<string> {
-  let hash = dummyHashes.get(hasher);
-  if (!hash) {
-    hash = hasher.hash(crypto.randomUUID());
-    dummyHashes.set(hasher, hash);
-  }
-  return hash;
-}
-
-/** Longer passwords could only "match" through bcrypt's silent truncation, and no account has one. */
-const isAcceptablePassword = (password: string) =>
-  new TextEncoder().encode(password).length <= MAX_PASSWORD_BYTES && !password.includes('\0');
-
-export type Authentication =
-  | { user: User }
-  | { user: null /** the account the email names, for the audit log */; accountId: number | null };
-
-/**
- * `user` when the email and password match an enabled account; otherwise null, with the id of the account
- * the email names (if any) for the caller's audit log. Unknown emails, wrong passwords and disabled accounts
- * look the same from outside: same answer and one bcrypt verify each, so neither the answer nor its timing
- * reveals which emails exist.
- */
-export async function authenticate(deps: Deps, email: string, password: string): Promise<Authentication> {
-  const user = await findUserByEmail(deps, email);
-  const acceptable = isAcceptablePassword(password);
-  const hash = user && acceptable ? user.passwordHash : await dummyHash(deps.hasher);
-  const matches = await deps.hasher.verify(acceptable ? password : '', hash);
-  if (!user || !acceptable || !matches || user.disabled) return { user: null, accountId: user?.id ?? null };
-  return { user };
-}
-
 /** Sets last_login_time, never moving it backwards when logins of one user race. */
-export async function recordLogin(db: Pick<Database, 'update'>, userId: number, at: Date): Promise<void> {
+export async function recordLogin({ db }: { db: Database }, { userId, at }: { userId: number; at: Date }) {
   await db
     .update(users)
     .set({ lastLoginTime: sql`greatest(${users.lastLoginTime}, ${at.toISOString()}::timestamptz)` })
@@ -102,34 +76,35 @@ export async function recordLogin(db: Pick<Database, 'update'>, userId: number, 
  * session: all earlier tokens stop working.
  */
 export async function changePassword(
-  deps: Pick<AppDeps, 'db' | 'hasher' | 'clock'>,
-  user: User,
-  input: { current_password: string; new_password: string },
-  meta: RequestMeta,
+  { db, hasher, clock }: { db: Database; hasher: PasswordHasher; clock: Clock },
+  input: { user: User; currentPassword: string; newPassword: string; meta: RequestMeta },
 ): Promise<void> {
+  const { user, meta } = input;
   // The blocklist and the email-name rule need the caller's email, which the body schema cannot see; checked
   // before the current password, like every other new_password rule (a 422 reveals nothing about either).
-  await assertPasswordPolicy(input.new_password, user.email, 'new_password');
+  await assertPasswordPolicy(input.newPassword, user.email, 'new_password');
   const matches =
-    isAcceptablePassword(input.current_password) &&
-    (await deps.hasher.verify(input.current_password, user.passwordHash));
-  if (!matches) {
-    throw new AppError(400, 'The current password is incorrect', { type: '/problems/wrong-password' });
-  }
-  const passwordHash = await deps.hasher.hash(input.new_password);
-  await deps.db.transaction(async (tx) => {
+    isAcceptablePassword(input.currentPassword) && (await hasher.verify(input.currentPassword, user.passwordHash));
+  if (!matches) throw new AppError('wrong-password');
+  const passwordHash = await hasher.hash(input.newPassword);
+  await db.transaction(async (tx) => {
     await tx.update(users).set({ passwordHash }).where(eq(users.id, user.id));
-    const sessionsRevoked = await revokeAllSessions(tx, user.id, deps.clock.now());
-    await recordAudit(tx, meta, 'password_changed', {
-      userId: user.id,
-      actorId: user.id,
-      details: { sessions_revoked: sessionsRevoked },
-    });
+    const sessionsRevoked = await revokeAllSessions({ db: tx, clock }, { userId: user.id });
+    await recordAudit(
+      { db: tx },
+      {
+        event: 'password_changed',
+        meta,
+        userId: user.id,
+        actorId: user.id,
+        details: { sessions_revoked: sessionsRevoked },
+      },
+    );
   });
 }
 
 export async function listUsers(
-  { db }: Pick<AppDeps, 'db'>,
+  { db }: { db: Database },
   { limit, offset, email }: { limit: number; offset: number; email?: string },
 ) {
   // `email` filters by substring; LIKE's own wildcards in it are matched literally.
@@ -145,87 +120,69 @@ export async function listUsers(
  * Fails with 409 if, without `userId`, no enabled admin would remain. Locks every enabled admin row first
  * (FOR UPDATE), so two admins demoting each other at the same moment cannot both succeed.
  */
-async function assertAnotherEnabledAdmin(tx: Pick<Database, 'select'>, userId: number): Promise<void> {
+async function assertAnotherEnabledAdmin(tx: Database, userId: number): Promise<void> {
   const admins = await tx
     .select({ id: users.id })
     .from(users)
     .where(and(eq(users.role, 'admin'), eq(users.disabled, false)))
     .for('update');
-  if (!admins.some((admin) => admin.id !== userId)) {
-    throw new AppError(409, 'This would leave no enabled admin; promote another user first', {
-      type: '/problems/last-admin',
-    });
-  }
+  if (!admins.some((admin) => admin.id !== userId)) throw new AppError('last-admin');
 }
 
 const isEnabledAdmin = (user: User) => user.role === 'admin' && !user.disabled;
 
 /** Changes role and/or disabled. Disabling ends every session of the user at once. */
 export async function updateUser(
-  deps: Pick<AppDeps, 'db' | 'clock'>,
-  actorId: number | null,
-  id: number,
-  changes: { role?: Role; disabled?: boolean },
-  meta: RequestMeta,
+  { db, clock }: { db: Database; clock: Clock },
+  input: { userId: number; changes: { role?: Role; disabled?: boolean }; actorId: number | null; meta: RequestMeta },
 ): Promise<User> {
-  return deps.db.transaction(async (tx) => {
-    const [user] = await tx.select().from(users).where(eq(users.id, id)).for('update');
-    if (!user) throw notFound();
+  const { userId, changes, meta } = input;
+  return db.transaction(async (tx) => {
+    const [user] = await tx.select().from(users).where(eq(users.id, userId)).for('update');
+    if (!user) throw userNotFound();
     const next = { ...user, ...changes };
     if (isEnabledAdmin(user) && !isEnabledAdmin(next)) await assertAnotherEnabledAdmin(tx, user.id);
     const [updated] = await tx
       .update(users)
       .set({ role: next.role, disabled: next.disabled })
-      .where(eq(users.id, id))
+      .where(eq(users.id, userId))
       .returning();
-    const audit = { userId: id, actorId };
+    const audit = { meta, userId, actorId: input.actorId };
     if (next.role !== user.role) {
-      await recordAudit(tx, meta, 'role_changed', { ...audit, details: { from: user.role, to: next.role } });
+      await recordAudit({ db: tx }, { ...audit, event: 'role_changed', details: { from: user.role, to: next.role } });
     }
     if (next.disabled && !user.disabled) {
-      const sessionsRevoked = await revokeAllSessions(tx, id, deps.clock.now());
-      await recordAudit(tx, meta, 'user_disabled', { ...audit, details: { sessions_revoked: sessionsRevoked } });
+      const sessionsRevoked = await revokeAllSessions({ db: tx, clock }, { userId });
+      await recordAudit(
+        { db: tx },
+        { ...audit, event: 'user_disabled', details: { sessions_revoked: sessionsRevoked } },
+      );
     }
-    if (!next.disabled && user.disabled) await recordAudit(tx, meta, 'user_enabled', audit);
+    if (!next.disabled && user.disabled) await recordAudit({ db: tx }, { ...audit, event: 'user_enabled' });
     return updated as User;
   });
 }
 
 /** Deletes the user; their sessions go with them (ON DELETE CASCADE), so their tokens stop working at once. */
 export async function deleteUser(
-  { db }: Pick<AppDeps, 'db'>,
-  actorId: number | null,
-  id: number,
-  meta: RequestMeta,
+  { db }: { db: Database },
+  { userId, actorId, meta }: { userId: number; actorId: number | null; meta: RequestMeta },
 ): Promise<void> {
   await db.transaction(async (tx) => {
-    const [user] = await tx.select().from(users).where(eq(users.id, id)).for('update');
-    if (!user) throw notFound();
+    const [user] = await tx.select().from(users).where(eq(users.id, userId)).for('update');
+    if (!user) throw userNotFound();
     if (isEnabledAdmin(user)) await assertAnotherEnabledAdmin(tx, user.id);
-    await tx.delete(users).where(eq(users.id, id));
-    await recordAudit(tx, meta, 'user_deleted', { userId: id, actorId, details: { email: user.email } });
+    await tx.delete(users).where(eq(users.id, userId));
+    await recordAudit({ db: tx }, { event: 'user_deleted', meta, userId, actorId, details: { email: user.email } });
   });
 }
 
 /** For the CLI (no acting user): sets the role of the user with this email. */
 export async function setRoleByEmail(
-  deps: Pick<AppDeps, 'db' | 'clock'>,
-  email: string,
-  role: Role,
-  meta: RequestMeta,
-) {
-  const user = await findUserByEmail(deps, email);
-  if (!user) throw notFound();
-  return updateUser(deps, null, user.id, { role }, meta);
-}
-
-export function toPublicUser(user: User): UserPublic {
-  return {
-    id: user.id,
-    email: user.email,
-    role: user.role,
-    disabled: user.disabled,
-    created_at: user.createdAt.toISOString(),
-    last_login_time: user.lastLoginTime?.toISOString() ?? null,
-  };
+  ctx: { db: Database; clock: Clock },
+  { email, role, meta }: { email: string; role: Role; meta: RequestMeta },
+): Promise<User> {
+  const user = await findUserByEmail(ctx, { email });
+  if (!user) throw userNotFound();
+  return updateUser(ctx, { userId: user.id, changes: { role }, actorId: null, meta });
 }

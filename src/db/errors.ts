@@ -1,0 +1,33 @@
+/**
+ * What a database error means to the service, by its codes (SQLSTATEs from PostgreSQL and PGlite, errnos
+ * and client codes from postgres.js and node sockets); the message is never read.
+ */
+import { errorCodes } from '../lib/logger';
+
+// Connection-level failures and PostgreSQL's own "not now" SQLSTATEs: the database is down or unreachable,
+// which is a 503 the client may retry, not a bug.
+const UNAVAILABLE_CODES = new Set([
+  'ECONNREFUSED',
+  'ECONNRESET',
+  'ETIMEDOUT',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+  'ENOTFOUND',
+  'EPIPE',
+  'CONNECT_TIMEOUT',
+  'CONNECTION_CLOSED',
+  'CONNECTION_ENDED',
+  'CONNECTION_DESTROYED',
+  '57P01', // admin_shutdown
+  '57P02', // crash_shutdown
+  '57P03', // cannot_connect_now
+  '53300', // too_many_connections
+]);
+
+/** True when the error says the database is down or unreachable (SQLSTATE class 08 is "connection exception"). */
+export function isDatabaseUnavailable(error: unknown): boolean {
+  return errorCodes(error).some((code) => UNAVAILABLE_CODES.has(code) || code.startsWith('08'));
+}
+
+/** 42P01: the table does not exist, which for this service's own tables means it was never migrated. */
+export const isUndefinedTable = (error: unknown): boolean => errorCodes(error).includes('42P01');

@@ -1,0 +1,92 @@
+/**
+ * Brute-force protection (OWASP Authentication Cheat Sheet, "Login Throttling" and "Account Lockout"):
+ * which limits exist, from the configuration, and how a request is counted against one. The stores that
+ * keep the counters (memory, PostgreSQL, Redis) are in stores.ts.
+ */
+import type { RateLimiterAbstract } from 'rate-limiter-flexible';
+import type { Config } from '../config';
+import { describeError, type Logger } from '../lib/logger';
+import { AppError } from '../lib/problems';
+
+/** What the app needs of a rate-limiter-flexible limiter (memory, Redis or PostgreSQL; the runtime picks). */
+export type Limiter = Pick<RateLimiterAbstract, 'consume' | 'delete'>;
+
+/** The limits the configuration turns on; a limit left out is off. */
+export interface RateLimits {
+  /** POST /token requests per client IP. */
+  loginPerIp?: Limiter;
+  /** Failed password logins per account (by normalized email); a success clears it. */
+  loginFailures?: Limiter;
+  /** POST /register requests per client IP. */
+  registerPerIp?: Limiter;
+}
+
+export type RateLimitName = keyof RateLimits;
+
+export interface RateLimitSpec {
+  keyPrefix: string;
+  /** Requests (or failures) allowed per window. */
+  points: number;
+  /** The window, in seconds; counting starts at the first request and the counter expires with it. */
+  duration: number;
+}
+
+const MINUTE_SECONDS = 60;
+const HOUR_SECONDS = 60 * 60;
+
+/** The limits the configuration asks for; a limit set to 0 is absent (off). */
+export function rateLimitSpecs(config: Config): Partial<Record<RateLimitName, RateLimitSpec>> {
+  const specs: Partial<Record<RateLimitName, RateLimitSpec>> = {};
+  const add = (name: RateLimitName, points: number, duration: number) => {
+    if (points > 0) specs[name] = { keyPrefix: `rl:${name}`, points, duration };
+  };
+  add('loginPerIp', config.RATE_LIMIT_LOGIN_PER_IP, MINUTE_SECONDS);
+  add('loginFailures', config.RATE_LIMIT_LOGIN_FAILURES, config.RATE_LIMIT_LOCKOUT_SECONDS);
+  add('registerPerIp', config.RATE_LIMIT_REGISTER_PER_IP, HOUR_SECONDS);
+  return specs;
+}
+
+/** What a 429 of each limit says. */
+const DETAILS = {
+  loginPerIp: 'Too many login attempts from this address; try again later',
+  registerPerIp: 'Too many registrations from this address; try again later',
+  loginFailures: 'Too many failed logins for this account; try again later',
+} satisfies Record<RateLimitName, string>;
+
+const isLimitReached = (rejection: unknown): rejection is { msBeforeNext: number } =>
+  !(rejection instanceof Error) && typeof (rejection as { msBeforeNext?: unknown } | null)?.msBeforeNext === 'number';
+
+interface LimitDeps {
+  rateLimits: RateLimits;
+  logger: Logger;
+}
+
+/**
+ * Counts one request against `key` on the limit `name`; throws a 429 problem with `Retry-After` once the
+ * limit is reached. The shared stores (Redis, PostgreSQL) fall back to this instance's own in-memory limits
+ * while they are unreachable (stores.ts), so an outage keeps the protection, only per instance. Should
+ * even that fail, the request goes through with a warning: a broken limiter must not lock every user out
+ * of their account (fail open), and the per-account limit is a second line behind the per-IP one.
+ */
+export async function consumeLimit({ rateLimits, logger }: LimitDeps, name: RateLimitName, key: string): Promise<void> {
+  const limiter = rateLimits[name];
+  if (!limiter) return;
+  try {
+    await limiter.consume(key);
+  } catch (rejection) {
+    if (isLimitReached(rejection)) {
+      const seconds = Math.max(1, Math.ceil(rejection.msBeforeNext / 1000));
+      throw new AppError('rate-limited', { detail: DETAILS[name], headers: { 'Retry-After': String(seconds) } });
+    }
+    logger.warn('rate limiter failed; request allowed', { limit: name, error: describeError(rejection) });
+  }
+}
+
+/** Starts `key` afresh on the limit `name` (after a successful login, the account's failures are forgiven). */
+export async function resetLimit({ rateLimits, logger }: LimitDeps, name: RateLimitName, key: string): Promise<void> {
+  try {
+    await rateLimits[name]?.delete(key);
+  } catch (error) {
+    logger.warn('rate limiter failed to clear a counter', { limit: name, error: describeError(error) });
+  }
+}

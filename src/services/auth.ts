@@ -1,0 +1,121 @@
+/**
+ * Logging in and out: the password grant, the refresh grant, logout, ending a session, and the bearer check
+ * every authenticated request runs. Handlers parse and respond; the rules live here.
+ */
+import { normalizeEmail } from '../lib/email';
+import { isAcceptablePassword } from '../lib/password-policy';
+import { AppError } from '../lib/problems';
+import type { RequestMeta } from '../lib/request-meta';
+import { consumeLimit, resetLimit } from '../rate-limit/limits';
+import { recordAudit } from './audit';
+import type { ServiceContext } from './context';
+import { revokeAllSessions, revokeSession, rotateRefreshToken, type Session, startSession } from './sessions';
+import type { AccessTokenClaims } from './tokens';
+import { findUserByEmail, recordLogin, type User } from './users';
+
+/** What a successful grant hands out (RFC 6749 §5.1 names them in the response). */
+export interface TokenPair {
+  accessToken: string;
+  /** Seconds until the access token expires. */
+  expiresIn: number;
+  refreshToken: string;
+}
+
+async function tokenPair(
+  { tokens }: Pick<ServiceContext, 'tokens'>,
+  { user, session, refreshToken }: { user: User; session: Session; refreshToken: string },
+): Promise<TokenPair> {
+  const { token, expiresIn } = await tokens.issue({ userId: user.id, sessionId: session.id });
+  return { accessToken: token, expiresIn, refreshToken };
+}
+
+/**
+ * The password grant (RFC 6749 §4.3). The attempt counts against the account before bcrypt runs, so a
+ * locked account answers 429 without hashing; a success clears the count. Unknown emails, wrong passwords
+ * and disabled accounts look the same from outside: the same 401 and one bcrypt verify each, so neither
+ * the answer nor its timing reveals which emails exist.
+ */
+export async function loginWithPassword(
+  ctx: ServiceContext,
+  { username, password, meta }: { username: string; password: string; meta: RequestMeta },
+): Promise<TokenPair> {
+  const email = normalizeEmail(username);
+  await consumeLimit(ctx, 'loginFailures', email);
+  const user = await findUserByEmail(ctx, { email });
+  const acceptable = isAcceptablePassword(password);
+  const hash = user && acceptable ? user.passwordHash : await ctx.dummyHash();
+  const matches = await ctx.hasher.verify(acceptable ? password : '', hash);
+  if (!user || !acceptable || !matches || user.disabled) {
+    // The attempted email is kept (never the password) so an admin can see who is being targeted; for a
+    // known email the event is also filed under that user, so GET /audit?user_id shows attacks on them.
+    await recordAudit(ctx, {
+      event: 'login_failed',
+      meta,
+      userId: user?.id ?? null,
+      details: { email: email.slice(0, 254) },
+    });
+    throw new AppError('invalid-credentials');
+  }
+  await resetLimit(ctx, 'loginFailures', email);
+  const started = await ctx.db.transaction(async (tx) => {
+    await recordLogin({ db: tx }, { userId: user.id, at: ctx.clock.now() });
+    await recordAudit({ db: tx }, { event: 'login_succeeded', meta, userId: user.id });
+    return startSession({ ...ctx, db: tx }, { userId: user.id, meta });
+  });
+  return tokenPair(ctx, { user, ...started });
+}
+
+/** The refresh grant (RFC 6749 §6): spends the refresh token and returns the next pair of its session. */
+export async function refreshTokens(
+  ctx: ServiceContext,
+  { refreshToken, meta }: { refreshToken: string; meta: RequestMeta },
+): Promise<TokenPair> {
+  return tokenPair(ctx, await rotateRefreshToken(ctx, { presented: refreshToken, meta }));
+}
+
+/** Ends the caller's session, or with `all` every session of theirs: their tokens stop working at once. */
+export async function logout(
+  ctx: ServiceContext,
+  { userId, sessionId, all, meta }: { userId: number; sessionId: string; all: boolean; meta: RequestMeta },
+): Promise<void> {
+  await ctx.db.transaction(async (tx) => {
+    const scoped = { ...ctx, db: tx };
+    if (all) await revokeAllSessions(scoped, { userId });
+    else await revokeSession(scoped, { userId, sessionId });
+    await recordAudit(scoped, { event: 'logout', meta, userId, actorId: userId, details: { all } });
+  });
+}
+
+/** Ends one of the caller's sessions. Someone else's session answers exactly like a missing one (404). */
+export async function endSession(
+  ctx: ServiceContext,
+  { userId, sessionId, meta }: { userId: number; sessionId: string; meta: RequestMeta },
+): Promise<void> {
+  const ended = await ctx.db.transaction(async (tx) => {
+    const scoped = { ...ctx, db: tx };
+    if (!(await revokeSession(scoped, { userId, sessionId }))) return false;
+    await recordAudit(scoped, {
+      event: 'session_revoked',
+      meta,
+      userId,
+      actorId: userId,
+      details: { session_id: sessionId },
+    });
+    return true;
+  });
+  if (!ended) throw new AppError('not-found', { detail: 'No such session' });
+}
+
+/**
+ * The user and claims behind a bearer token: a token that is ours and current, whose session is live and
+ * whose user exists and is enabled; null for anything else.
+ */
+export async function authenticateBearer(
+  ctx: Pick<ServiceContext, 'tokens' | 'authLookup' | 'clock'>,
+  token: string,
+): Promise<{ user: User; claims: AccessTokenClaims } | null> {
+  const claims = await ctx.tokens.verify(token);
+  if (!claims) return null;
+  const user = await ctx.authLookup({ userId: Number(claims.sub), sessionId: claims.sid, now: ctx.clock.now() });
+  return user ? { user, claims } : null;
+}
