@@ -259,8 +259,7 @@ describe('PATCH /users/{id}', () => {
     const admin = await loginAsAdmin(app, deps);
     const target = await loginAs(app);
     await patch(target.user.id, admin.token, { disabled: true });
-    const problem = await expectProblem(await login(app, target.email, TEST_PASSWORD), 401);
-    expect(problem.detail).toBe('Incorrect email or password');
+    await expectProblem(await login(app, target.email, TEST_PASSWORD), 401, 'invalid-credentials');
   });
 
   test('a disabled user cannot refresh', async () => {

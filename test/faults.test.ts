@@ -66,7 +66,7 @@ test(
 
     proxy.cut();
     const down = await within(FAULT_BOUND_MS, me());
-    await expectProblem(down, 503);
+    await expectProblem(down, 503, 'database-unavailable');
     expect(Number(down.headers.get('Retry-After'))).toBeGreaterThan(0);
     const register = await within(
       FAULT_BOUND_MS,
@@ -76,9 +76,9 @@ test(
         body: JSON.stringify({ email: uniqueEmail('down'), password: TEST_PASSWORD }),
       }),
     );
-    await expectProblem(register, 503);
+    await expectProblem(register, 503, 'database-unavailable');
     expect((await within(FAULT_BOUND_MS, fetch(`${server.url}/health`))).status).toBe(200);
-    await expectProblem(await within(FAULT_BOUND_MS, fetch(`${server.url}/ready`)), 503);
+    await expectProblem(await within(FAULT_BOUND_MS, fetch(`${server.url}/ready`)), 503, 'database-unavailable');
 
     proxy.start();
     // The pool reconnects on demand: the first request after the outage may still meet a dead socket.
@@ -99,7 +99,7 @@ test(
     proxy.freeze();
     try {
       const stalled = await within(REQUEST_TIMEOUT_MS + FAULT_BOUND_MS, me());
-      await expectProblem(stalled, 503);
+      await expectProblem(stalled, 503, 'timeout');
       expect(stalled.headers.get('Retry-After')).not.toBeNull();
       expect((await within(FAULT_BOUND_MS, fetch(`${server.url}/health`))).status).toBe(200);
     } finally {

@@ -237,8 +237,11 @@ export async function loginAsAdmin(app: TestApp, deps: Pick<AppDeps, 'db'>, emai
 
 export const bearer = (token: string) => ({ Authorization: `Bearer ${token}` });
 
-/** Asserts the RFC 9457 shape every error shares and returns the parsed body. */
-export async function expectProblem(res: Response, status: number) {
+/**
+ * Asserts the RFC 9457 shape every error shares and returns the parsed body. With `code`, also that it is
+ * that problem: its `type` is `/problems/<code>` (the catalogue's name, written out here as clients see it).
+ */
+export async function expectProblem(res: Response, status: number, code?: string) {
   const body = (await res.json()) as {
     type: string;
     title: string;
@@ -259,6 +262,9 @@ export async function expectProblem(res: Response, status: number) {
   ) {
     throw new Error(`not an RFC 9457 problem: ${JSON.stringify(body)}`);
   }
+  if (code !== undefined && body.type !== `/problems/${code}`) {
+    throw new Error(`expected the problem /problems/${code}, got ${JSON.stringify(body)}`);
+  }
   return body;
 }
 
@@ -273,7 +279,7 @@ export function decodeJwt(token: string): { header: Record<string, unknown>; pay
 
 /** A 401 for a bad or missing bearer token: problem+json with the RFC 6750 challenge. */
 export async function expectUnauthorized(res: Response, challenge = 'Bearer error="invalid_token"') {
-  const body = await expectProblem(res, 401);
+  const body = await expectProblem(res, 401, challenge === 'Bearer' ? 'not-authenticated' : 'invalid-access-token');
   if (res.headers.get('WWW-Authenticate') !== challenge) {
     throw new Error(`expected WWW-Authenticate: ${challenge}, got ${res.headers.get('WWW-Authenticate')}`);
   }

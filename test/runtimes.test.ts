@@ -138,7 +138,9 @@ describe('each runtime on its own', () => {
         const res = await fetch(`${server.url}/users/me`);
         expect(res.status).toBe(503);
         expect(res.headers.get('Content-Type')).toStartWith('application/problem+json');
-        expect(((await res.json()) as { detail: string }).detail).toContain('DATABASE_URL');
+        const problem = (await res.json()) as { type: string; detail: string };
+        expect(problem.type).toBe('/problems/not-configured');
+        expect(problem.detail).toContain('DATABASE_URL'); // it names what to set
       } finally {
         await server.stop({ group: true });
       }
