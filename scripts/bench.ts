@@ -13,7 +13,8 @@ import { availableParallelism, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import postgres from 'postgres';
-import { freePort, RUNTIMES, type RuntimeCommand } from './runtimes';
+import { freePort } from './lib/processes';
+import { RUNTIMES, type RuntimeCommand } from './lib/runtimes';
 
 const ROOT = resolve(import.meta.dir, '..');
 const POST_LUA = join(import.meta.dir, 'bench', 'post.lua');

@@ -1,27 +1,18 @@
-import { afterAll, beforeAll, describe, expect, test } from 'bun:test';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { afterAll, describe, expect, test } from 'bun:test';
 import { sql } from 'drizzle-orm';
-import { createPgliteDb } from '../src/db/client-pglite';
+import { scratchDatabase } from '../scripts/lib/scratch-database';
 import { uniqueEmail } from './helpers';
 import { runCli, SERVER_TEST_TIMEOUT_MS } from './server-process';
 
 // Always its own PGlite directory, in PostgreSQL runs too: these tests need a database with no other admins.
-const dir = mkdtempSync(join(tmpdir(), 'hpa-cli-test-'));
-const env = { PGLITE_DIR: dir, BCRYPT_COST: '4' };
+const database = await scratchDatabase('cli_test', { migrate: 'cli' });
 const PASSWORD = 'an admin passphrase';
 
-afterAll(() => rmSync(dir, { recursive: true, force: true }));
+afterAll(() => database.drop());
 
-const cli = (args: string[], input?: string) => runCli(args, env, input);
+const cli = (args: string[], input?: string) => runCli(args, database.env, input);
 
 const createAdmin = (email: string, password = PASSWORD) => cli(['create-admin', '--email', email], `${password}\n`);
-
-beforeAll(async () => {
-  const migrated = await cli(['migrate']);
-  if (migrated.code !== 0) throw new Error(`migrate failed: ${migrated.stderr}`);
-}, SERVER_TEST_TIMEOUT_MS);
 
 // The tests of this block run in order on the one fresh database above, and tell one story of its admins:
 // `first` is created alone (so it is the only enabled admin), then `second` joins.
@@ -147,7 +138,7 @@ describe('bun scripts/cli.ts', () => {
     'prune deletes ended sessions and expired rate-limit counters, and says how many',
     async () => {
       // One ended session, one live session, one expired and one current rate-limit counter.
-      const handle = await createPgliteDb(dir);
+      const handle = await database.open();
       try {
         await handle.db.execute(sql`
           insert into sessions (user_id, expires_at, revoked_at)

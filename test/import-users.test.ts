@@ -1,8 +1,7 @@
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { rmSync, writeFileSync } from 'node:fs';
 import { and, eq } from 'drizzle-orm';
+import { type ScratchDatabase, scratchDatabase } from '../scripts/lib/scratch-database';
 import { auditEvents, users } from '../src/db/schema';
 import { importUsers, parseImportText } from '../src/services/import-users';
 import { createTestApp, expectProblem, login, uniqueEmail } from './helpers';
@@ -159,24 +158,23 @@ describe('importUsers (in process)', () => {
 });
 
 describe('bun run cli import-users (a real process, its own PGlite)', () => {
-  const dir = mkdtempSync(join(tmpdir(), 'hpa-import-test-'));
-  const env = { PGLITE_DIR: dir, BCRYPT_COST: '4' };
-  const file = join(dir, '..', `${dir.split('/').pop()}-users.jsonl`);
+  let database: ScratchDatabase;
+  let file: string;
   const good = [
     referenceRow(uniqueEmail('cli-legacy'), PASSLIB_2B.hash),
     referenceRow(uniqueEmail('cli-legacy'), PASSLIB_2Y.hash, { role: 'admin' }),
   ];
 
-  const cli = (args: string[], input?: string) => runCli(args, env, input);
+  const cli = (args: string[], input?: string) => runCli(args, database.env, input);
 
   beforeAll(async () => {
-    const migrated = await cli(['migrate']);
-    if (migrated.code !== 0) throw new Error(`migrate failed: ${migrated.stderr}`);
+    database = await scratchDatabase('import_test', { migrate: 'cli' });
+    file = `${database.dir}-users.jsonl`; // beside the directory, not in it
   }, SERVER_TEST_TIMEOUT_MS);
 
-  afterAll(() => {
-    rmSync(dir, { recursive: true, force: true });
-    rmSync(file, { force: true });
+  afterAll(async () => {
+    await database?.drop();
+    if (file) rmSync(file, { force: true });
   });
 
   test(
@@ -188,8 +186,7 @@ describe('bun run cli import-users (a real process, its own PGlite)', () => {
       expect(stdout).toContain('imported 2, skipped 0 already registered, rejected 0');
 
       // Log in through the app, on the database the CLI wrote (this process opens it after the CLI exited).
-      const { createPgliteDb } = await import('../src/db/client-pglite');
-      const handle = await createPgliteDb(dir);
+      const handle = await database.open();
       try {
         const { app } = await createTestApp({ db: handle.db });
         expect((await login(app, good[0]?.email as string, PASSLIB_2B.password)).status).toBe(200);
