@@ -14,6 +14,7 @@ import {
   postJson,
   TEST_PASSWORD,
   uniqueEmail,
+  withOwnDatabase,
 } from './helpers';
 
 const { app, deps, clock } = await createTestApp();
@@ -315,26 +316,28 @@ describe('GET /ready', () => {
     expect(Number(res.headers.get('Retry-After'))).toBeGreaterThan(0);
   });
 
-  test('answers 503 problem+json when the newest migration is not applied', async () => {
-    const removed = rowsOf<{ id: number; hash: string; created_at: string }>(
-      await deps.db.execute(sql`
-        delete from drizzle.__drizzle_migrations
-        where created_at = (select max(created_at) from drizzle.__drizzle_migrations)
-        returning id, hash, created_at::text as created_at`),
-    );
-    expect(removed).toHaveLength(1);
-    try {
-      const res = await app.request('/ready');
-      const problem = await expectProblem(res, 503);
-      expect(problem.detail).toContain('migration');
-      expect(res.headers.get('Retry-After')).toBeString();
-    } finally {
-      for (const row of removed) {
+  // On a database of its own: the readiness check reads the migrations table, which every other test shares.
+  test('answers 503 problem+json when the newest migration is not applied', () =>
+    withOwnDatabase('ready', async ({ app, deps }) => {
+      const removed = rowsOf<{ id: number; hash: string; created_at: string }>(
         await deps.db.execute(sql`
-          insert into drizzle.__drizzle_migrations (id, hash, created_at)
-          values (${row.id}, ${row.hash}, ${row.created_at}::bigint)`);
+          delete from drizzle.__drizzle_migrations
+          where created_at = (select max(created_at) from drizzle.__drizzle_migrations)
+          returning id, hash, created_at::text as created_at`),
+      );
+      expect(removed).toHaveLength(1);
+      try {
+        const res = await app.request('/ready');
+        const problem = await expectProblem(res, 503);
+        expect(problem.detail).toContain('migration');
+        expect(res.headers.get('Retry-After')).toBeString();
+      } finally {
+        for (const row of removed) {
+          await deps.db.execute(sql`
+            insert into drizzle.__drizzle_migrations (id, hash, created_at)
+            values (${row.id}, ${row.hash}, ${row.created_at}::bigint)`);
+        }
       }
-    }
-    expect((await app.request('/ready')).status).toBe(200);
-  });
+      expect((await app.request('/ready')).status).toBe(200);
+    }));
 });

@@ -146,6 +146,25 @@ export async function createTestApp(
 
 export type TestApp = ReturnType<typeof createApp>;
 
+/**
+ * Runs `body` with an app in this process on a database of its own (ownDatabase), closed and dropped after:
+ * for a test whose subject is the whole database, so that it neither depends on what other tests left in
+ * the shared one nor changes what they see. Also against a remote server (TEST_BASE_URL), which cannot be
+ * pointed at another database.
+ */
+export async function withOwnDatabase(
+  prefix: string,
+  body: (own: Awaited<ReturnType<typeof createTestApp>>) => Promise<void>,
+): Promise<void> {
+  const database = await ownDatabase(prefix);
+  try {
+    await body(await createTestApp({ db: database.handle.db }));
+  } finally {
+    await database.handle.close();
+    await database.drop();
+  }
+}
+
 /** The same shape as createTestApp's result, but every request goes over HTTP to the server at `baseUrl`. */
 async function remoteTestApp(baseUrl: string) {
   // Paths go to the server as they are (even `//a//`); absolute URLs (hono/client sends
