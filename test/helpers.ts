@@ -126,7 +126,10 @@ export async function createTestApp(
     return remoteTestApp(TEST_BASE_URL);
   }
   const config = testConfig(env);
-  sharedHasher ??= createBunHasher({ cost: config.BCRYPT_COST });
+  // Normal priority, unlike a server's hash workers (idle priority, so a login flood yields to requests):
+  // here the test is the request, and on a busy machine idle-priority workers would wait behind every
+  // other process. What a test measures never depends on the priority (bun-hasher.test.ts checks it).
+  sharedHasher ??= createBunHasher({ cost: config.BCRYPT_COST, lowPriority: false });
   const clock = createTestClock();
   const db = (await testDatabase()).db;
   const logger = depOverrides.logger ?? createLogger(config.LOG_LEVEL);
