@@ -1,11 +1,12 @@
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test';
 import { rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { and, eq } from 'drizzle-orm';
-import { type ScratchDatabase, scratchDatabase } from '../scripts/lib/scratch-database';
 import { auditEvents, users } from '../src/db/schema';
 import { importUsers, parseImportText } from '../src/services/import-users';
 import { createTestApp, expectProblem, login, uniqueEmail } from './helpers';
-import { runCli, SERVER_TEST_TIMEOUT_MS } from './server-process';
+import { cliDatabases, SERVER_TEST_TIMEOUT_MS } from './server-process';
 
 // Made by the original app's hashing, pasted here so the test never runs Python:
 //   /usr/bin/python3 -c "from passlib.hash import bcrypt; print(bcrypt.using(rounds=4).hash('Imported-From-FastAPI 1'))"
@@ -158,29 +159,38 @@ describe('importUsers (in process)', () => {
 });
 
 describe('bun run cli import-users (a real process, its own PGlite)', () => {
-  let database: ScratchDatabase;
+  let databases: Awaited<ReturnType<typeof cliDatabases>>;
   let file: string;
   const good = [
     referenceRow(uniqueEmail('cli-legacy'), PASSLIB_2B.hash),
     referenceRow(uniqueEmail('cli-legacy'), PASSLIB_2Y.hash, { role: 'admin' }),
   ];
 
-  const cli = (args: string[], input?: string) => runCli(args, database.env, input);
-
   beforeAll(async () => {
-    database = await scratchDatabase('import_test', { migrate: 'cli' });
-    file = `${database.dir}-users.jsonl`; // beside the directory, not in it
+    databases = await cliDatabases('import_test');
+    file = join(tmpdir(), `hpa-import-test-${process.pid}-${Date.now().toString(36)}-users.jsonl`);
+    writeFileSync(file, jsonLines(good));
   }, SERVER_TEST_TIMEOUT_MS);
 
   afterAll(async () => {
-    await database?.drop();
+    await databases?.drop();
     if (file) rmSync(file, { force: true });
   });
+
+  /** A new copy of the migrated database, with `good` imported already when `imported`. */
+  async function freshCli({ imported = false } = {}) {
+    const on = await databases.fresh();
+    if (imported) {
+      const { code, stderr } = await on.cli(['import-users', '--file', file]);
+      if (code !== 0) throw new Error(`import-users failed: ${stderr}`);
+    }
+    return on;
+  }
 
   test(
     'imports a JSON-lines file, exits 0, and the users log in with their original passwords',
     async () => {
-      writeFileSync(file, jsonLines(good));
+      const { cli, database } = await freshCli();
       const { code, stdout, stderr } = await cli(['import-users', '--file', file]);
       expect({ code, stderr }).toEqual({ code: 0, stderr: '' });
       expect(stdout).toContain('imported 2, skipped 0 already registered, rejected 0');
@@ -201,6 +211,7 @@ describe('bun run cli import-users (a real process, its own PGlite)', () => {
   test(
     'reads stdin with --file -, skips what is already there, reports rejected rows and exits 1',
     async () => {
+      const { cli } = await freshCli({ imported: true });
       const fresh = referenceRow(uniqueEmail('cli-legacy'), PASSLIB_2B_OTHER.hash);
       const input = jsonLines([...good, referenceRow('nobody', PASSLIB_2B.hash), fresh]);
       const { code, stdout, stderr } = await cli(['import-users', '--file', '-'], input);
@@ -216,6 +227,7 @@ describe('bun run cli import-users (a real process, its own PGlite)', () => {
   test(
     'a second run of the same file changes nothing and exits 0',
     async () => {
+      const { cli } = await freshCli({ imported: true });
       const { code, stdout } = await cli(['import-users', '--file', file]);
       expect(code).toBe(0);
       expect(stdout).toContain('imported 0, skipped 2 already registered, rejected 0');
@@ -226,6 +238,7 @@ describe('bun run cli import-users (a real process, its own PGlite)', () => {
   test(
     'create-admin refuses a common password with a reason',
     async () => {
+      const { cli } = await freshCli();
       const { code, stderr } = await cli(['create-admin', '--email', uniqueEmail('cli-admin')], 'password123\n');
       expect(code).toBe(2);
       expect(stderr).toContain('password: Password is too common; choose another');

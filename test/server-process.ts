@@ -14,6 +14,7 @@ import {
   startServerProcess,
 } from '../scripts/lib/processes';
 import { type RuntimeName, startRuntime } from '../scripts/lib/runtimes';
+import { scratchDatabase } from '../scripts/lib/scratch-database';
 import { TEST_PASSWORD, TEST_SECRET_KEY, uniqueEmail } from './helpers';
 
 export { PROJECT_ROOT, type ServerProcess, stopAll } from '../scripts/lib/processes';
@@ -41,6 +42,23 @@ export function runCli(args: string[], env: Record<string, string | undefined>, 
     env: { ...TEST_ENV, ...env },
     stdin: input === undefined ? 'ignore' : new Blob([input]),
   });
+}
+
+/**
+ * The CLI on PGlite directories of its own (in PostgreSQL runs too): `fresh()` gives each test a copy of
+ * one directory migrated once, so it sees exactly what it writes itself; `drop()` removes them all.
+ */
+export async function cliDatabases(prefix: string) {
+  const template = await scratchDatabase(prefix, { migrate: 'cli' });
+  const databases = [template];
+  return {
+    async fresh() {
+      const database = await scratchDatabase(prefix, { copyOf: template });
+      databases.push(database);
+      return { database, cli: (args: string[], input?: string) => runCli(args, database.env, input) };
+    },
+    drop: () => Promise.all(databases.map((database) => database.drop())),
+  };
 }
 
 /** Starts the server of a runtime (default Bun) on a port of its own; resolves once it serves. */

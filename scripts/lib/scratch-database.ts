@@ -4,7 +4,7 @@
  * to use), and an in-memory PGlite (`scratchPglite`). Each is empty, or migrated with the project's own
  * migrations, in process (runMigrations) or through the CLI as an operator would.
  */
-import { mkdtempSync, rmSync } from 'node:fs';
+import { cpSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { PGlite } from '@electric-sql/pglite';
@@ -39,13 +39,18 @@ const undropped = new Set<ScratchDatabase>();
 /**
  * A new database of its own for `prefix` (letters, digits, `_`): on the PostgreSQL server of `adminUrl`
  * (any database there to connect to; the new one lives beside it), or without `adminUrl` a PGlite
- * directory under the system's temporary directory.
+ * directory under the system's temporary directory. With `copyOf` it starts as a copy of that one (of the
+ * same kind, and closed by everyone: `create database … template`, or a copy of the directory), which
+ * is much quicker than migrating a new one.
  */
 export async function scratchDatabase(
   prefix: string,
-  options: { adminUrl?: string; migrate?: Migrate } = {},
+  options: { adminUrl?: string; migrate?: Migrate; copyOf?: ScratchDatabase } = {},
 ): Promise<ScratchDatabase> {
-  const scratch = options.adminUrl ? await scratchPostgres(options.adminUrl, prefix) : scratchPgliteDir(prefix);
+  const { copyOf } = options;
+  const scratch = options.adminUrl
+    ? await scratchPostgres(options.adminUrl, prefix, copyOf?.url && new URL(copyOf.url).pathname.slice(1))
+    : scratchPgliteDir(prefix, copyOf?.dir);
   undropped.add(scratch);
   try {
     if (options.migrate === 'cli') {
@@ -65,7 +70,7 @@ export async function scratchDatabase(
   return scratch;
 }
 
-async function scratchPostgres(adminUrl: string, prefix: string): Promise<ScratchDatabase> {
+async function scratchPostgres(adminUrl: string, prefix: string, template?: string): Promise<ScratchDatabase> {
   const name = `hpa_${prefix}_${process.pid}_${Date.now().toString(36)}_${++counter}`;
   const url = Object.assign(new URL(adminUrl), { pathname: `/${name}` }).href;
   // CREATE and DROP DATABASE take no bind parameters; the name is ours, made of [a-z0-9_].
@@ -77,7 +82,7 @@ async function scratchPostgres(adminUrl: string, prefix: string): Promise<Scratc
       await client.end({ timeout: 5 });
     }
   };
-  await admin(`create database "${name}"`);
+  await admin(`create database "${name}"${template ? ` template "${template}"` : ''}`);
   let dropping: Promise<void> | undefined;
   const scratch: ScratchDatabase = {
     name,
@@ -94,8 +99,9 @@ async function scratchPostgres(adminUrl: string, prefix: string): Promise<Scratc
   return scratch;
 }
 
-function scratchPgliteDir(prefix: string): ScratchDatabase {
+function scratchPgliteDir(prefix: string, template?: string): ScratchDatabase {
   const dir = mkdtempSync(join(tmpdir(), `hpa-${prefix.replaceAll('_', '-')}-`));
+  if (template) cpSync(template, dir, { recursive: true });
   const scratch: ScratchDatabase = {
     name: dir,
     dir,
