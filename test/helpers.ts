@@ -308,5 +308,8 @@ export interface TokenBody {
   refresh_token: string;
 }
 
+/** The fields of a user in the public shape (register, /users/me, the admin routes), sorted. */
+export const PUBLIC_USER_KEYS = ['created_at', 'disabled', 'email', 'id', 'last_login_time', 'role'];
+
 /** A JSON body typed as API.md describes it (a public user unless told); @types/node types `json()` as unknown. */
 export const json = <T = UserPublic>(res: Response) => res.json() as Promise<T>;
