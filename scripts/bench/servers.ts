@@ -1,11 +1,11 @@
 /**
  * The servers under test, each on a scratch PostgreSQL database of its own: this service on any of its
  * runtimes, and the FastAPI reference (its run.sh, in ../shared/reference/fastapi-seed). Started and
- * stopped through scripts/lib/processes.ts, so a stop takes down the whole process group (run.sh +
- * uvicorn, wrangler + workerd).
+ * stopped through scripts/lib/, so a stop takes down the whole process group (run.sh + uvicorn,
+ * wrangler + workerd).
  */
 import { freePort, type ServerProcess, startServerProcess } from '../lib/processes';
-import { RUNTIMES, type RuntimeName } from '../lib/runtimes';
+import { type RuntimeName, startRuntime } from '../lib/runtimes';
 import { type Migrate, type ScratchDatabase, scratchDatabase } from '../lib/scratch-database';
 import { ADMIN_URL } from './machine';
 
@@ -18,28 +18,16 @@ export interface Target {
   db: ScratchDatabase;
 }
 
+/** A scratch database (migrated as `migrate` says), and the server `start` runs on it. */
 async function startTarget(
   name: string,
-  cmd: string[],
-  o: {
-    cwd?: string;
-    env: (databaseUrl: string) => Record<string, string>;
-    readyPath: string;
-    timeoutMs: number;
-    migrate?: Migrate;
-  },
+  start: (databaseUrl: string) => Promise<ServerProcess>,
+  migrate?: Migrate,
 ): Promise<Target> {
-  const db = await scratchDatabase(`bench_${name}`, { adminUrl: ADMIN_URL, migrate: o.migrate });
+  const db = await scratchDatabase(`bench_${name}`, { adminUrl: ADMIN_URL, migrate });
   try {
-    const port = freePort();
-    const base = `http://127.0.0.1:${port}`;
-    const server = await startServerProcess(name, cmd, {
-      cwd: o.cwd,
-      env: { ...o.env(db.url as string), PORT: String(port), HOST: '127.0.0.1' },
-      ready: { url: base, path: o.readyPath },
-      timeoutMs: o.timeoutMs,
-    });
-    return { name, base, server, pid: server.proc.pid, db };
+    const server = await start(db.url as string);
+    return { name, base: server.url, server, pid: server.proc.pid, db };
   } catch (error) {
     await db.drop();
     throw error;
@@ -61,21 +49,31 @@ export const ourEnv = (secret: string, cost: number) => (url: string) => ({
 /** This service on `runtime`; an entry other than Bun's does not migrate at start for certain (Workers cannot), so the CLI does. */
 export function startOurs(runtime: RuntimeName, env: (url: string) => Record<string, string>): Promise<Target> {
   const bun = runtime === 'bun';
-  return startTarget(bun ? 'ours' : runtime, RUNTIMES[runtime].command, {
-    env,
-    readyPath: '/health',
-    timeoutMs: bun ? 60_000 : 120_000,
-    migrate: bun ? undefined : 'cli',
-  });
+  return startTarget(
+    bun ? 'ours' : runtime,
+    // A port of its own choosing is polled: at LOG_LEVEL=warn the entries do not log `listening`.
+    (url) =>
+      startRuntime(runtime, { env: { ...env(url), PORT: String(freePort()) }, timeoutMs: bun ? 60_000 : 120_000 }),
+    bun ? undefined : 'cli',
+  );
 }
 
 /** The FastAPI app; the first run installs its Debian packages (run.sh does it), hence the long wait. */
 export function startReference(dir: string, secret: string): Promise<Target> {
-  return startTarget('reference', ['./run.sh'], {
-    cwd: dir,
-    env: (url) => ({ DATABASE_URL: url.replace(/^postgres:/, 'postgresql:'), SECRET_KEY: secret, ACCESS_LOG: '0' }),
-    readyPath: '/openapi.json', // it has no /health
-    timeoutMs: 600_000,
+  return startTarget('reference', (url) => {
+    const port = freePort();
+    return startServerProcess('reference', ['./run.sh'], {
+      cwd: dir,
+      env: {
+        DATABASE_URL: url.replace(/^postgres:/, 'postgresql:'),
+        SECRET_KEY: secret,
+        ACCESS_LOG: '0',
+        PORT: String(port),
+        HOST: '127.0.0.1',
+      },
+      ready: { url: `http://127.0.0.1:${port}`, path: '/openapi.json' }, // it has no /health
+      timeoutMs: 600_000,
+    });
   });
 }
 
