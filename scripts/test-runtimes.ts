@@ -7,11 +7,10 @@
  * What differs from the in-process suite is listed in the README ("Runtimes"): tests that change the
  * configuration, inject a dependency or move the clock run against an in-process app even here.
  */
-import type { Subprocess } from 'bun';
-import postgres from 'postgres';
-import { freePort, RUNTIMES, type RuntimeCommand, type RuntimeName } from './runtimes';
+import { freePort, runProcess, type ServerProcess, stopAll } from './lib/processes';
+import { buildRuntime, RUNTIMES, type RuntimeName, startRuntime } from './lib/runtimes';
+import { dropAllScratchDatabases, scratchDatabase } from './lib/scratch-database';
 
-const ROOT = new URL('..', import.meta.url).pathname;
 const ADMIN_URL = process.env.TEST_DATABASE_URL || 'postgres://postgres@127.0.0.1:5432/postgres';
 const SECRET_KEY = 'test-secret-key-that-is-at-least-32-bytes-long'; // test/helpers.ts TEST_SECRET_KEY: tests forge tokens with it
 const START_TIMEOUT_MS = 90_000; // wrangler's first start bundles the Worker
@@ -30,51 +29,16 @@ const FILES = [
   'fuzz',
 ].map((name) => `test/${name}.test.ts`);
 
-function run(cmd: string[], env: Record<string, string | undefined> = {}) {
-  const result = Bun.spawnSync(cmd, { cwd: ROOT, env: { ...process.env, ...env }, stdout: 'pipe', stderr: 'pipe' });
-  if (result.exitCode !== 0) throw new Error(`${cmd.join(' ')} failed:\n${result.stderr.toString()}`);
-}
-
-async function waitForHealth(url: string, server: Subprocess): Promise<void> {
-  const deadline = Date.now() + START_TIMEOUT_MS;
-  while (Date.now() < deadline) {
-    if (server.exitCode !== null) throw new Error(`exited with code ${server.exitCode} before serving`);
-    try {
-      if ((await fetch(`${url}/health`)).ok) return;
-    } catch {
-      // not listening yet
-    }
-    await Bun.sleep(250);
-  }
-  throw new Error(`no answer on ${url}/health within ${START_TIMEOUT_MS / 1000} s`);
-}
-
 /** Runs the suite against one runtime; returns the pass and fail counts bun test reported. */
-async function suiteOn(
-  name: string,
-  runtime: RuntimeCommand,
-  admin: postgres.Sql,
-): Promise<{ pass: number; fail: number }> {
-  const database = `hpa_xrt_${name}_${process.pid}_${Date.now().toString(36)}`;
-  const databaseUrl = Object.assign(new URL(ADMIN_URL), { pathname: `/${database}` }).href;
-  await admin.unsafe(`create database "${database}"`);
-  let server: Subprocess | undefined;
+async function suiteOn(name: RuntimeName): Promise<{ pass: number; fail: number }> {
+  const database = await scratchDatabase(`xrt_${name}`, { adminUrl: ADMIN_URL, migrate: 'cli' });
+  let server: ServerProcess | undefined;
   try {
-    run(['bun', 'scripts/cli.ts', 'migrate'], { DATABASE_URL: databaseUrl });
-    if (runtime.build) run(runtime.build);
-    const port = freePort();
-    const url = `http://127.0.0.1:${port}`;
-    server = Bun.spawn(runtime.command, {
-      cwd: ROOT,
-      detached: true, // its own process group: wrangler starts workerd, and both must stop
-      stdout: 'ignore',
-      stderr: 'inherit',
+    await buildRuntime(name);
+    server = await startRuntime(name, {
       env: {
-        PATH: process.env.PATH,
-        HOME: process.env.HOME,
-        HOST: '127.0.0.1',
-        PORT: String(port),
-        DATABASE_URL: databaseUrl,
+        PORT: String(freePort()), // polled: LOG_LEVEL=error leaves out the `listening` line
+        DATABASE_URL: database.url,
         SECRET_KEY,
         BCRYPT_COST: '4',
         LOG_LEVEL: 'error',
@@ -83,40 +47,27 @@ async function suiteOn(
         RATE_LIMIT_LOGIN_FAILURES: '0',
         RATE_LIMIT_REGISTER_PER_IP: '0',
       },
+      timeoutMs: START_TIMEOUT_MS,
     });
-    await waitForHealth(url, server);
-    console.log(`\n==> ${name}: ${runtime.command.join(' ')} on ${url}`);
-    const suite = Bun.spawn(['bun', 'test', ...FILES], {
-      cwd: ROOT,
-      env: { ...process.env, TEST_BASE_URL: url, TEST_DATABASE_URL: databaseUrl, FUZZ_RUNS: '40' },
-      stdout: 'pipe',
-      stderr: 'pipe',
+    console.log(`\n==> ${name}: ${RUNTIMES[name].command.join(' ')} on ${server.url}`);
+    const suite = await runProcess(['bun', 'test', ...FILES], {
+      env: { ...process.env, TEST_BASE_URL: server.url, TEST_DATABASE_URL: database.url, FUZZ_RUNS: '40' },
     });
-    const [stdout, stderr] = await Promise.all([new Response(suite.stdout).text(), new Response(suite.stderr).text()]);
-    await suite.exited;
-    const output = stdout + stderr;
+    const output = suite.stdout + suite.stderr;
     const failures = output.split('\n').filter((line) => line.startsWith('(fail)'));
     for (const line of new Set(failures)) console.log(`  ${line}`);
     if (failures.length > 0) {
       const log = `${process.env.TMPDIR ?? '/tmp'}/hpa-test-runtimes-${name}.log`;
-      await Bun.write(log, output);
+      await Bun.write(log, `${output}\n--- the server's output ---\n${server.lines.join('\n')}\n`);
       console.log(`  the whole output: ${log}`);
     }
     const count = (word: string) => Number(new RegExp(`^\\s*(\\d+) ${word}$`, 'm').exec(output)?.[1] ?? 0);
-    const result = { pass: count('pass'), fail: count('fail') || (suite.exitCode === 0 ? 0 : 1) };
+    const result = { pass: count('pass'), fail: count('fail') || (suite.code === 0 ? 0 : 1) };
     console.log(`${name}: ${result.pass} passed, ${result.fail} failed`);
     return result;
   } finally {
-    if (server) {
-      try {
-        process.kill(-server.pid, 'SIGTERM');
-      } catch {}
-      await Promise.race([server.exited, Bun.sleep(10_000)]);
-      try {
-        process.kill(-server.pid, 'SIGKILL');
-      } catch {}
-    }
-    await admin.unsafe(`drop database if exists "${database}" with (force)`);
+    await server?.stop({ group: true }); // its own process group: wrangler starts workerd, and both must stop
+    await database.drop();
   }
 }
 
@@ -127,25 +78,26 @@ async function main(): Promise<number> {
     console.error(`unknown runtime ${unknown.join(', ')}; choose from ${Object.keys(RUNTIMES).join(', ')}`);
     return 2;
   }
-  const admin = postgres(ADMIN_URL, { max: 1, onnotice: () => {} });
   let pass = 0;
   let fail = 0;
-  try {
-    for (const name of names) {
-      try {
-        const result = await suiteOn(name, RUNTIMES[name as RuntimeName], admin);
-        pass += result.pass;
-        fail += result.fail;
-      } catch (error) {
-        console.log(`${name}: did not run: ${error instanceof Error ? error.message : String(error)}`);
-        fail += 1;
-      }
+  for (const name of names as RuntimeName[]) {
+    try {
+      const result = await suiteOn(name);
+      pass += result.pass;
+      fail += result.fail;
+    } catch (error) {
+      console.log(`${name}: did not run: ${error instanceof Error ? error.message : String(error)}`);
+      fail += 1;
     }
-  } finally {
-    await admin.end();
   }
   console.log(`\n${pass} passed, ${fail} failed`);
   return fail === 0 ? 0 : 1;
+}
+
+for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+  process.on(signal, () => {
+    void Promise.all([stopAll(), dropAllScratchDatabases()]).finally(() => process.exit(130));
+  });
 }
 
 process.exit(await main());

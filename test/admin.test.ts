@@ -1,6 +1,4 @@
 import { describe, expect, test } from 'bun:test';
-import { and, eq, inArray, notInArray } from 'drizzle-orm';
-import { users } from '../src/db/schema';
 import {
   bearer,
   createTestApp,
@@ -10,11 +8,14 @@ import {
   login,
   loginAs,
   loginAsAdmin,
+  PUBLIC_USER_KEYS,
   postJson,
   refresh,
   registerUser,
   TEST_PASSWORD,
+  type TestApp,
   uniqueEmail,
+  withOwnDatabase,
 } from './helpers';
 
 const { app, deps } = await createTestApp();
@@ -26,16 +27,23 @@ interface UsersBody {
 
 /** No token at all when `token` is undefined. */
 const auth = (token: string | undefined) => (token === undefined ? {} : bearer(token));
-const get = (path: string, token: string | undefined) => app.request(path, { headers: auth(token) });
-const patch = (id: number, token: string | undefined, body: unknown) =>
-  app.request(`/users/${id}`, {
-    method: 'PATCH',
-    headers: { ...auth(token), 'Content-Type': 'application/json' },
-    body: JSON.stringify(body),
-  });
-const remove = (id: number, token: string | undefined) =>
-  app.request(`/users/${id}`, { method: 'DELETE', headers: auth(token) });
-const me = (token: string) => app.request('/users/me', { headers: bearer(token) });
+
+/** The requests of these tests, sent to `on`. */
+function requestsTo(on: TestApp) {
+  return {
+    get: (path: string, token: string | undefined) => on.request(path, { headers: auth(token) }),
+    patch: (id: number, token: string | undefined, body: unknown) =>
+      on.request(`/users/${id}`, {
+        method: 'PATCH',
+        headers: { ...auth(token), 'Content-Type': 'application/json' },
+        body: JSON.stringify(body),
+      }),
+    remove: (id: number, token: string | undefined) =>
+      on.request(`/users/${id}`, { method: 'DELETE', headers: auth(token) }),
+    me: (token: string) => on.request('/users/me', { headers: bearer(token) }),
+  };
+}
+const { get, patch, remove, me } = requestsTo(app);
 
 /** The admin routes, each as a request any caller can make about the user `id`. */
 const ADMIN_REQUESTS: [string, (token: string | undefined, id: number) => Response | Promise<Response>, number][] = [
@@ -47,22 +55,14 @@ const ADMIN_REQUESTS: [string, (token: string | undefined, id: number) => Respon
 ];
 
 /**
- * The last-admin guard counts every enabled admin in the database, and other test files (sharing it)
- * create admins too. So a guard test first disables every other enabled admin, and restores them after,
- * so it sees exactly the admins it made. Test files run one after another, so nothing else is running.
+ * The last-admin guard counts every enabled admin in the database, and other tests create admins too. So
+ * each guard test runs on a database of its own, where the only admins are the ones it makes.
  */
-async function withOnlyEnabledAdmins(keep: number[], run: () => Promise<void>) {
-  const others = await deps.db
-    .update(users)
-    .set({ disabled: true })
-    .where(and(eq(users.role, 'admin'), eq(users.disabled, false), notInArray(users.id, keep)))
-    .returning({ id: users.id });
-  try {
-    await run();
-  } finally {
-    const ids = others.map((other) => other.id);
-    if (ids.length > 0) await deps.db.update(users).set({ disabled: false }).where(inArray(users.id, ids));
-  }
+function guardTest(
+  name: string,
+  body: (own: Awaited<ReturnType<typeof createTestApp>> & ReturnType<typeof requestsTo>) => Promise<void>,
+) {
+  test(name, () => withOwnDatabase('admin_guard', (own) => body({ ...own, ...requestsTo(own.app) })));
 }
 
 describe('admin routes', () => {
@@ -115,14 +115,7 @@ describe('GET /users', () => {
     expect(res.headers.get('Cache-Control')).toBe('no-store');
     const body = await json<UsersBody>(res);
     expect(body.total).toBeGreaterThanOrEqual(1);
-    expect(Object.keys(body.items[0] ?? {}).sort()).toEqual([
-      'created_at',
-      'disabled',
-      'email',
-      'id',
-      'last_login_time',
-      'role',
-    ]);
+    expect(Object.keys(body.items[0] ?? {}).sort()).toEqual(PUBLIC_USER_KEYS);
   });
 
   test('answers 20 users by default', async () => {
@@ -329,86 +322,83 @@ describe('DELETE /users/{id}', () => {
 });
 
 describe('last-admin guard', () => {
-  test('demoting the only enabled admin answers 409 /problems/last-admin and keeps the role', async () => {
-    const admin = await loginAsAdmin(app, deps);
-    await withOnlyEnabledAdmins([admin.user.id], async () => {
+  guardTest(
+    'demoting the only enabled admin answers 409 /problems/last-admin and keeps the role',
+    async ({ app, deps, patch, me }) => {
+      const admin = await loginAsAdmin(app, deps);
       const problem = await expectProblem(await patch(admin.user.id, admin.token, { role: 'user' }), 409);
       expect(problem.type).toBe('/problems/last-admin');
       expect((await json(await me(admin.token))).role).toBe('admin');
-    });
-  });
+    },
+  );
 
-  test('disabling the only enabled admin answers 409 and they keep working', async () => {
+  guardTest('disabling the only enabled admin answers 409 and they keep working', async ({ app, deps, patch, me }) => {
     const admin = await loginAsAdmin(app, deps);
-    await withOnlyEnabledAdmins([admin.user.id], async () => {
-      const problem = await expectProblem(await patch(admin.user.id, admin.token, { disabled: true }), 409);
-      expect(problem.type).toBe('/problems/last-admin');
-      expect((await me(admin.token)).status).toBe(200);
-    });
+    const problem = await expectProblem(await patch(admin.user.id, admin.token, { disabled: true }), 409);
+    expect(problem.type).toBe('/problems/last-admin');
+    expect((await me(admin.token)).status).toBe(200);
   });
 
-  test('deleting the only enabled admin answers 409 and they keep working', async () => {
+  guardTest('deleting the only enabled admin answers 409 and they keep working', async ({ app, deps, remove, me }) => {
     const admin = await loginAsAdmin(app, deps);
-    await withOnlyEnabledAdmins([admin.user.id], async () => {
-      const problem = await expectProblem(await remove(admin.user.id, admin.token), 409);
-      expect(problem.type).toBe('/problems/last-admin');
-      expect((await me(admin.token)).status).toBe(200);
-    });
+    const problem = await expectProblem(await remove(admin.user.id, admin.token), 409);
+    expect(problem.type).toBe('/problems/last-admin');
+    expect((await me(admin.token)).status).toBe(200);
   });
 
-  test('with a second enabled admin, an admin can be demoted (the control)', async () => {
+  guardTest('with a second enabled admin, an admin can be demoted (the control)', async ({ app, deps, patch }) => {
     const a = await loginAsAdmin(app, deps);
-    const b = await loginAsAdmin(app, deps);
-    await withOnlyEnabledAdmins([a.user.id, b.user.id], async () => {
-      const res = await patch(a.user.id, a.token, { role: 'user' });
-      expect(res.status).toBe(200);
-      expect((await json(res)).role).toBe('user');
-    });
+    await loginAsAdmin(app, deps); // the second enabled admin
+    const res = await patch(a.user.id, a.token, { role: 'user' });
+    expect(res.status).toBe(200);
+    expect((await json(res)).role).toBe('user');
   });
 
-  test('with a second enabled admin, an admin can be disabled and deleted (the control)', async () => {
-    const a = await loginAsAdmin(app, deps);
-    const b = await loginAsAdmin(app, deps);
-    const c = await loginAsAdmin(app, deps);
-    await withOnlyEnabledAdmins([a.user.id, b.user.id, c.user.id], async () => {
+  guardTest(
+    'with a second enabled admin, an admin can be disabled and deleted (the control)',
+    async ({ app, deps, patch, remove }) => {
+      const a = await loginAsAdmin(app, deps);
+      const b = await loginAsAdmin(app, deps);
+      const c = await loginAsAdmin(app, deps);
       expect((await patch(b.user.id, a.token, { disabled: true })).status).toBe(200);
       expect((await remove(c.user.id, a.token)).status).toBe(204);
-    });
-  });
+    },
+  );
 
-  test('a disabled admin does not count: the remaining enabled admin cannot be demoted', async () => {
-    const a = await loginAsAdmin(app, deps);
-    const b = await loginAsAdmin(app, deps);
-    await withOnlyEnabledAdmins([a.user.id, b.user.id], async () => {
+  guardTest(
+    'a disabled admin does not count: the remaining enabled admin cannot be demoted',
+    async ({ app, deps, patch }) => {
+      const a = await loginAsAdmin(app, deps);
+      const b = await loginAsAdmin(app, deps);
       expect((await patch(b.user.id, a.token, { disabled: true })).status).toBe(200);
       const problem = await expectProblem(await patch(a.user.id, a.token, { role: 'user' }), 409);
       expect(problem.type).toBe('/problems/last-admin');
-    });
-  });
+    },
+  );
 
-  test('after the other admin is demoted, the remaining one cannot be deleted', async () => {
-    const a = await loginAsAdmin(app, deps);
-    const b = await loginAsAdmin(app, deps);
-    await withOnlyEnabledAdmins([a.user.id, b.user.id], async () => {
+  guardTest(
+    'after the other admin is demoted, the remaining one cannot be deleted',
+    async ({ app, deps, patch, remove }) => {
+      const a = await loginAsAdmin(app, deps);
+      const b = await loginAsAdmin(app, deps);
       expect((await patch(b.user.id, a.token, { role: 'user' })).status).toBe(200);
       await expectProblem(await remove(a.user.id, a.token), 409);
-    });
+    },
+  );
+
+  guardTest('a change that keeps the only admin an enabled admin is allowed', async ({ app, deps, patch }) => {
+    const admin = await loginAsAdmin(app, deps);
+    const res = await patch(admin.user.id, admin.token, { role: 'admin', disabled: false });
+    expect(res.status).toBe(200);
   });
 
-  test('a change that keeps the only admin an enabled admin is allowed', async () => {
-    const admin = await loginAsAdmin(app, deps);
-    await withOnlyEnabledAdmins([admin.user.id], async () => {
-      const res = await patch(admin.user.id, admin.token, { role: 'admin', disabled: false });
-      expect(res.status).toBe(200);
-    });
-  });
-
-  test('the only enabled admin can still demote, disable and delete plain users', async () => {
-    const admin = await loginAsAdmin(app, deps);
-    const { user } = await registerUser(app);
-    await withOnlyEnabledAdmins([admin.user.id], async () => {
+  guardTest(
+    'the only enabled admin can still demote, disable and delete plain users',
+    async ({ app, deps, patch, remove }) => {
+      const admin = await loginAsAdmin(app, deps);
+      const { user } = await registerUser(app);
       expect((await patch(user.id, admin.token, { disabled: true })).status).toBe(200);
       expect((await remove(user.id, admin.token)).status).toBe(204);
-    });
-  });
+    },
+  );
 });

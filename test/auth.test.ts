@@ -7,6 +7,7 @@ import {
   expectProblem,
   json,
   login,
+  PUBLIC_USER_KEYS,
   postJson,
   registerUser,
   TEST_PASSWORD,
@@ -23,7 +24,7 @@ describe('POST /register', () => {
     expect(res.status).toBe(201);
     expect(res.headers.get('Content-Type')).toStartWith('application/json');
     const user = await json(res);
-    expect(Object.keys(user).sort()).toEqual(['created_at', 'disabled', 'email', 'id', 'last_login_time', 'role']);
+    expect(Object.keys(user).sort()).toEqual(PUBLIC_USER_KEYS);
     expect(user).toMatchObject({ email, role: 'user', disabled: false, last_login_time: null });
     expect(new Date(user.created_at).toISOString()).toBe(user.created_at);
   });

@@ -7,20 +7,19 @@ import { copyFileSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { buildBinary } from '../scripts/build-binary';
-import { createPostgresClient } from '../src/db/client-postgres';
+import { scratchDatabase } from '../scripts/lib/scratch-database';
+import { TEST_DATABASE_URL } from './helpers';
 import {
   expectAuthFlow,
   expectDocs,
-  listeningLine,
-  PROCESS_SECRET_KEY,
-  type RuntimeProcess,
-  startProcess,
-} from './runtime-process';
+  SERVER_TEST_TIMEOUT_MS,
+  type ServerProcess,
+  startExecutable,
+  stopAll,
+} from './server-process';
 
-const BUILD_TIMEOUT_MS = 180_000;
-const TEST_TIMEOUT_MS = 90_000;
+const BUILD_TIMEOUT_MS = 180_000; // bun build --compile of the whole app, its worker and PGlite's WASM
 const BINARY = 'hono-postgres-auth';
-const TEST_DATABASE_URL = process.env.TEST_DATABASE_URL || undefined;
 
 const buildDir = mkdtempSync(join(tmpdir(), 'hpa-binary-build-'));
 const runDir = mkdtempSync(join(tmpdir(), 'hpa-binary-run-'));
@@ -31,21 +30,16 @@ beforeAll(async () => {
   copyFileSync(join(buildDir, BINARY), join(runDir, BINARY));
 }, BUILD_TIMEOUT_MS);
 
-afterAll(() => {
+afterAll(async () => {
+  await stopAll();
   rmSync(buildDir, { recursive: true, force: true });
   rmSync(runDir, { recursive: true, force: true });
-});
+}, SERVER_TEST_TIMEOUT_MS);
 
 /** Runs the copied binary in its otherwise empty directory, with nothing but the environment given. */
-const startBinary = (env: Record<string, string>) =>
-  startProcess('binary', [join(runDir, BINARY)], {
-    cwd: runDir,
-    env: { SECRET_KEY: PROCESS_SECRET_KEY, BCRYPT_COST: '4', HOST: '127.0.0.1', PORT: '0', ...env },
-    ready: { line: listeningLine },
-    timeoutMs: 60_000,
-  });
+const startBinary = (env: Record<string, string>) => startExecutable([join(runDir, BINARY)], runDir, env);
 
-async function expectServesEverything(server: RuntimeProcess) {
+async function expectServesEverything(server: ServerProcess) {
   expect((await fetch(`${server.url}/health`)).status).toBe(200);
   expect((await fetch(`${server.url}/ready`)).status).toBe(200); // every embedded migration applied
   await expectAuthFlow(server.url, 'binary');
@@ -65,19 +59,15 @@ describe('the single binary, alone in an empty directory', () => {
       }
       expect(server.lines.some((line) => line.includes('"msg":"stopped"'))).toBe(true);
     },
-    TEST_TIMEOUT_MS,
+    SERVER_TEST_TIMEOUT_MS,
   );
 
   test.skipIf(!TEST_DATABASE_URL)(
     'on PostgreSQL (TEST_DATABASE_URL): migrates a fresh database, serves the API and the docs, exits 0',
     async () => {
-      const name = `hpa_binary_${process.pid}_${Date.now().toString(36)}`;
-      const admin = createPostgresClient(TEST_DATABASE_URL as string, 1);
-      await admin.unsafe(`create database "${name}"`);
+      const database = await scratchDatabase('binary', { adminUrl: TEST_DATABASE_URL });
       try {
-        const url = new URL(TEST_DATABASE_URL as string);
-        url.pathname = `/${name}`;
-        const server = await startBinary({ DATABASE_URL: url.href });
+        const server = await startBinary(database.env);
         try {
           expect(server.lines.join('\n')).toContain('"database":"postgres"');
           await expectServesEverything(server);
@@ -85,10 +75,9 @@ describe('the single binary, alone in an empty directory', () => {
           expect(await server.stop()).toBe(0);
         }
       } finally {
-        await admin.unsafe(`drop database if exists "${name}" with (force)`);
-        await admin.end();
+        await database.drop();
       }
     },
-    TEST_TIMEOUT_MS,
+    SERVER_TEST_TIMEOUT_MS,
   );
 });

@@ -6,9 +6,12 @@ import { createHashPool } from '../src/hashing/pool';
 const SCHED_IDLE = 5; // linux/sched.h
 
 const COST = 4;
+// These tests are about results, not scheduling: their pools run at normal priority, since on a busy machine
+// idle-priority workers get the CPU only when nothing else wants it. The priority has its own test below.
+const NORMAL_PRIORITY = { lowPriority: false };
 
 test('hash round-trips and produces a $2b$ bcrypt string at the configured cost', async () => {
-  const hasher = createBunHasher({ cost: COST, threads: 1 });
+  const hasher = createBunHasher({ cost: COST, threads: 1, ...NORMAL_PRIORITY });
   try {
     const hash = await hasher.hash('correct horse battery staple');
     expect(hash).toMatch(/^\$2b\$04\$[./A-Za-z0-9]{53}$/);
@@ -20,7 +23,7 @@ test('hash round-trips and produces a $2b$ bcrypt string at the configured cost'
 });
 
 test('wrong password resolves false', async () => {
-  const hasher = createBunHasher({ cost: COST, threads: 1 });
+  const hasher = createBunHasher({ cost: COST, threads: 1, ...NORMAL_PRIORITY });
   try {
     const hash = await hasher.hash('s3cret');
     expect(await hasher.verify('s3creT', hash)).toBe(false);
@@ -31,7 +34,7 @@ test('wrong password resolves false', async () => {
 });
 
 test('verifies bcryptjs-style $2a$ and passlib $2b$ hashes', async () => {
-  const hasher = createBunHasher({ cost: COST });
+  const hasher = createBunHasher({ cost: COST, ...NORMAL_PRIORITY });
   try {
     // $2a$ and $2b$ compute the same hash for every password bcrypt reads (<= 72 bytes),
     // so relabelling yields exactly what bcryptjs would have produced.
@@ -54,7 +57,7 @@ test('verifies bcryptjs-style $2a$ and passlib $2b$ hashes', async () => {
 });
 
 test('malformed or foreign hashes resolve false instead of throwing', async () => {
-  const hasher = createBunHasher({ cost: COST, threads: 1 });
+  const hasher = createBunHasher({ cost: COST, threads: 1, ...NORMAL_PRIORITY });
   try {
     const good = await hasher.hash('pw');
     const malformed = [
@@ -79,7 +82,7 @@ test('malformed or foreign hashes resolve false instead of throwing', async () =
 });
 
 test('many concurrent jobs all resolve to the right answer', async () => {
-  const hasher = createBunHasher({ cost: COST, threads: 2 });
+  const hasher = createBunHasher({ cost: COST, threads: 2, ...NORMAL_PRIORITY });
   try {
     const passwords = Array.from({ length: 60 }, (_, i) => `pw-${i}-${'é'.repeat(i % 5)}`);
     const hashes = await Promise.all(passwords.map((pw) => hasher.hash(pw)));
@@ -98,7 +101,7 @@ test('many concurrent jobs all resolve to the right answer', async () => {
 
 test('a worker that dies rejects its in-flight job and is replaced', async () => {
   const crashing = new URL('./fixtures/crashing-hash-worker.ts', import.meta.url);
-  const hasher = createHashPool(crashing, { cost: COST, threads: 1 });
+  const hasher = createHashPool(crashing, { cost: COST, threads: 1, ...NORMAL_PRIORITY });
   try {
     const inFlight = hasher.hash('crash');
     const queued = hasher.hash('survives');
@@ -146,7 +149,7 @@ async function runScript(source: string): Promise<{ code: number; stdout: string
 test('close() lets the process exit', async () => {
   const { code, stdout } = await runScript(`
     const { createBunHasher } = await import(MODULE);
-    const hasher = createBunHasher({ cost: 4, threads: 2 });
+    const hasher = createBunHasher({ cost: 4, threads: 2, lowPriority: false });
     const hash = await hasher.hash('x');
     console.log(await hasher.verify('x', hash));
     hasher.close();
@@ -158,7 +161,7 @@ test('close() lets the process exit', async () => {
 test('an idle pool does not keep the process alive, but pending work does', async () => {
   const { code, stdout } = await runScript(`
     const { createBunHasher } = await import(MODULE);
-    const hasher = createBunHasher({ cost: 4, threads: 2 });
+    const hasher = createBunHasher({ cost: 4, threads: 2, lowPriority: false });
     hasher.hash('late').then((hash) => console.log(hash.slice(0, 7)));
   `);
   expect(code).toBe(0);

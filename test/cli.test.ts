@@ -1,153 +1,128 @@
-import { afterAll, beforeAll, describe, expect, test } from 'bun:test';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { afterAll, describe, expect, test } from 'bun:test';
 import { sql } from 'drizzle-orm';
-import { createPgliteDb } from '../src/db/client-pglite';
 import { uniqueEmail } from './helpers';
-import { runCli, SERVER_TEST_TIMEOUT_MS } from './server-process';
+import { cliDatabases, SERVER_TEST_TIMEOUT_MS } from './server-process';
 
-// Always its own PGlite directory, in PostgreSQL runs too: these tests need a database with no other admins.
-const dir = mkdtempSync(join(tmpdir(), 'hpa-cli-test-'));
-const env = { PGLITE_DIR: dir, BCRYPT_COST: '4' };
 const PASSWORD = 'an admin passphrase';
 
-afterAll(() => rmSync(dir, { recursive: true, force: true }));
+// PGlite directories of their own, in PostgreSQL runs too: these tests count every admin of the database.
+const databases = await cliDatabases('cli_test');
+afterAll(() => databases.drop());
 
-const cli = (args: string[], input?: string) => runCli(args, env, input);
+/** The CLI on a new copy of the migrated database, and the admins a test makes with it. */
+async function freshCli() {
+  const on = await databases.fresh();
+  const createAdmin = (email: string, password = PASSWORD) =>
+    on.cli(['create-admin', '--email', email], `${password}\n`);
+  /** What a test starts from, not what it checks: an admin that exists. */
+  const givenAdmin = async (email: string) => {
+    const { code, stderr } = await createAdmin(email);
+    if (code !== 0) throw new Error(`create-admin ${email} failed: ${stderr}`);
+  };
+  return { ...on, createAdmin, givenAdmin };
+}
 
-const createAdmin = (email: string, password = PASSWORD) => cli(['create-admin', '--email', email], `${password}\n`);
+/** A test of the CLI on a database of its own; each step is a process of its own, seconds on a busy machine. */
+const cliTest = (name: string, body: (on: Awaited<ReturnType<typeof freshCli>>) => Promise<void>) =>
+  test(name, async () => body(await freshCli()), SERVER_TEST_TIMEOUT_MS);
 
-beforeAll(async () => {
-  const migrated = await cli(['migrate']);
-  if (migrated.code !== 0) throw new Error(`migrate failed: ${migrated.stderr}`);
-}, SERVER_TEST_TIMEOUT_MS);
-
-// The tests of this block run in order on the one fresh database above, and tell one story of its admins:
-// `first` is created alone (so it is the only enabled admin), then `second` joins.
-describe('bun scripts/cli.ts', () => {
-  const first = uniqueEmail('cli-admin');
-  const second = uniqueEmail('cli-admin');
-
-  test(
-    'create-admin reads the password from stdin and creates the admin',
-    async () => {
-      const { code, stdout } = await createAdmin(first);
-      expect(code).toBe(0);
-      expect(stdout).toContain(`created admin ${first}`);
-    },
-    SERVER_TEST_TIMEOUT_MS,
-  );
-
-  test(
-    'create-admin refuses an email that already exists with exit 1',
-    async () => {
-      const { code, stderr } = await createAdmin(first);
-      expect(code).toBe(1);
-      expect(stderr).toContain('Email already registered');
-    },
-    SERVER_TEST_TIMEOUT_MS,
-  );
-
-  test(
-    'set-role refuses to demote the only enabled admin with exit 1',
-    async () => {
-      const { code, stderr } = await cli(['set-role', '--email', first, '--role', 'user']);
-      expect(code).toBe(1);
-      expect(stderr).toContain('no enabled admin');
-    },
-    SERVER_TEST_TIMEOUT_MS,
-  );
-
-  test(
-    'set-role demotes an admin once a second admin exists',
-    async () => {
-      expect((await createAdmin(second)).code).toBe(0);
-      const { code, stdout } = await cli(['set-role', '--email', first, '--role', 'user']);
-      expect(code).toBe(0);
-      expect(stdout).toContain(`${first} is now user`);
-    },
-    SERVER_TEST_TIMEOUT_MS,
-  );
-
-  test(
-    'set-role promotes a user back to admin',
-    async () => {
-      const { code, stdout } = await cli(['set-role', '--email', first, '--role', 'admin']);
-      expect(code).toBe(0);
-      expect(stdout).toContain(`${first} is now admin`);
-    },
-    SERVER_TEST_TIMEOUT_MS,
-  );
-
-  test(
+/** Refusals before any change: the test name, the arguments, stdin, the exit code and what stderr says. */
+const REFUSALS: [string, string[], string | undefined, number, string][] = [
+  [
     'set-role with an unknown role exits 2 naming the allowed roles',
-    async () => {
-      const { code, stderr } = await cli(['set-role', '--email', first, '--role', 'superuser']);
-      expect(code).toBe(2);
-      expect(stderr).toContain('--role must be one of user, admin');
-    },
-    SERVER_TEST_TIMEOUT_MS,
-  );
-
-  test(
+    ['set-role', '--email', uniqueEmail('cli-admin'), '--role', 'superuser'],
+    undefined,
+    2,
+    '--role must be one of user, admin',
+  ],
+  [
     'set-role for an unknown email exits 1',
-    async () => {
-      const { code, stderr } = await cli(['set-role', '--email', uniqueEmail('nobody'), '--role', 'admin']);
-      expect(code).toBe(1);
-      expect(stderr).toContain('No such user');
-    },
-    SERVER_TEST_TIMEOUT_MS,
-  );
-
-  test(
-    'create-admin with a too-short password exits 2 and says why, creating nobody',
-    async () => {
-      const email = uniqueEmail('cli-short');
-      const { code, stderr } = await createAdmin(email, 'short');
-      expect(code).toBe(2);
-      expect(stderr).toContain('Password must be at least 8 characters');
-      // Nobody was created: the same email then works with a good password.
-      expect((await createAdmin(email)).code).toBe(0);
-    },
-    SERVER_TEST_TIMEOUT_MS,
-  );
-
-  test(
+    ['set-role', '--email', uniqueEmail('nobody'), '--role', 'admin'],
+    undefined,
+    1,
+    'No such user',
+  ],
+  [
     'create-admin without a password on stdin exits 2',
-    async () => {
-      const { code, stderr } = await cli(['create-admin', '--email', uniqueEmail('cli-empty')]);
-      expect(code).toBe(2);
-      expect(stderr).toContain('password');
+    ['create-admin', '--email', uniqueEmail('cli-empty')],
+    undefined,
+    2,
+    'password',
+  ],
+  ['create-admin without --email exits 2', ['create-admin'], `${PASSWORD}\n`, 2, '--email is required'],
+  ['an unknown command exits 2 with the usage', ['make-coffee'], undefined, 2, 'usage: bun run cli'],
+];
+
+describe('bun scripts/cli.ts', () => {
+  cliTest('create-admin reads the password from stdin and creates the admin', async ({ createAdmin }) => {
+    const first = uniqueEmail('cli-admin');
+    const { code, stdout } = await createAdmin(first);
+    expect(code).toBe(0);
+    expect(stdout).toContain(`created admin ${first}`);
+  });
+
+  cliTest('create-admin refuses an email that already exists with exit 1', async ({ createAdmin, givenAdmin }) => {
+    const first = uniqueEmail('cli-admin');
+    await givenAdmin(first);
+    const { code, stderr } = await createAdmin(first);
+    expect(code).toBe(1);
+    expect(stderr).toContain('Email already registered');
+  });
+
+  cliTest('set-role refuses to demote the only enabled admin with exit 1', async ({ cli, givenAdmin }) => {
+    const first = uniqueEmail('cli-admin');
+    await givenAdmin(first);
+    const { code, stderr } = await cli(['set-role', '--email', first, '--role', 'user']);
+    expect(code).toBe(1);
+    expect(stderr).toContain('no enabled admin');
+  });
+
+  cliTest('set-role demotes an admin once a second admin exists', async ({ cli, createAdmin, givenAdmin }) => {
+    const [first, second] = [uniqueEmail('cli-admin'), uniqueEmail('cli-admin')];
+    await givenAdmin(first);
+    expect((await createAdmin(second)).code).toBe(0);
+    const { code, stdout } = await cli(['set-role', '--email', first, '--role', 'user']);
+    expect(code).toBe(0);
+    expect(stdout).toContain(`${first} is now user`);
+  });
+
+  cliTest('set-role promotes a user back to admin', async ({ cli, givenAdmin }) => {
+    const [first, second] = [uniqueEmail('cli-admin'), uniqueEmail('cli-admin')];
+    await givenAdmin(first);
+    await givenAdmin(second);
+    const demoted = await cli(['set-role', '--email', first, '--role', 'user']);
+    if (demoted.code !== 0) throw new Error(`set-role failed: ${demoted.stderr}`);
+    const { code, stdout } = await cli(['set-role', '--email', first, '--role', 'admin']);
+    expect(code).toBe(0);
+    expect(stdout).toContain(`${first} is now admin`);
+  });
+
+  test.each(REFUSALS)(
+    '%s',
+    async (_, args, input, exitCode, message) => {
+      const { cli } = await freshCli();
+      const { code, stderr } = await cli(args, input);
+      expect(code).toBe(exitCode);
+      expect(stderr).toContain(message);
     },
     SERVER_TEST_TIMEOUT_MS,
   );
 
-  test(
-    'create-admin without --email exits 2',
-    async () => {
-      const { code, stderr } = await cli(['create-admin'], `${PASSWORD}\n`);
-      expect(code).toBe(2);
-      expect(stderr).toContain('--email is required');
-    },
-    SERVER_TEST_TIMEOUT_MS,
-  );
+  cliTest('create-admin with a too-short password exits 2 and says why, creating nobody', async ({ createAdmin }) => {
+    const email = uniqueEmail('cli-short');
+    const { code, stderr } = await createAdmin(email, 'short');
+    expect(code).toBe(2);
+    expect(stderr).toContain('Password must be at least 8 characters');
+    // Nobody was created: the same email then works with a good password.
+    expect((await createAdmin(email)).code).toBe(0);
+  });
 
-  test(
-    'an unknown command exits 2 with the usage',
-    async () => {
-      const { code, stderr } = await cli(['make-coffee']);
-      expect(code).toBe(2);
-      expect(stderr).toContain('usage: bun run cli');
-    },
-    SERVER_TEST_TIMEOUT_MS,
-  );
-
-  test(
+  cliTest(
     'prune deletes ended sessions and expired rate-limit counters, and says how many',
-    async () => {
+    async ({ cli, database, givenAdmin }) => {
+      await givenAdmin(uniqueEmail('cli-admin')); // the user the sessions belong to
       // One ended session, one live session, one expired and one current rate-limit counter.
-      const handle = await createPgliteDb(dir);
+      const handle = await database.open();
       try {
         await handle.db.execute(sql`
           insert into sessions (user_id, expires_at, revoked_at)
@@ -165,6 +140,5 @@ describe('bun scripts/cli.ts', () => {
       expect(stdout).toContain('deleted 1 ended sessions and 1 expired rate-limit counters');
       expect((await cli(['prune'])).stdout).toContain('deleted 0 ended sessions and 0 expired rate-limit counters');
     },
-    SERVER_TEST_TIMEOUT_MS,
   );
 });

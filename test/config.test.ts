@@ -1,8 +1,7 @@
-import { describe, expect, test } from 'bun:test';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { afterAll, describe, expect, test } from 'bun:test';
+import { scratchDatabase } from '../scripts/lib/scratch-database';
 import { ConfigError, parseConfig } from '../src/config';
+import { SERVER_TEST_TIMEOUT_MS, spawnProject, stopAll } from './server-process';
 
 const KEY_32_BYTES = 'k'.repeat(32);
 
@@ -96,24 +95,22 @@ describe('parseConfig', () => {
 });
 
 describe('bun src/runtimes/bun.ts', () => {
-  test('exits non-zero with one stderr line naming PORT when PORT=abc', async () => {
-    const dataDir = await mkdtemp(join(tmpdir(), 'hpa-config-'));
-    try {
-      const env: Record<string, string> = { PATH: process.env.PATH ?? '', PORT: 'abc', PGLITE_DIR: dataDir };
-      const child = Bun.spawn(['bun', 'src/runtimes/bun.ts'], {
-        cwd: join(import.meta.dir, '..'),
-        env,
-        stdout: 'pipe',
-        stderr: 'pipe',
-        timeout: 20_000, // a bug that let it start would otherwise serve forever
-      });
-      const [exitCode, stderr] = await Promise.all([child.exited, new Response(child.stderr).text()]);
-      expect(exitCode).not.toBe(0);
-      const lines = stderr.trim().split('\n');
-      expect(lines).toHaveLength(1);
-      expect(lines[0]).toContain('PORT');
-    } finally {
-      await rm(dataDir, { recursive: true, force: true });
-    }
-  });
+  afterAll(stopAll); // a bug that let it start would otherwise serve forever
+
+  test(
+    'exits non-zero with one stderr line naming PORT when PORT=abc',
+    async () => {
+      const database = await scratchDatabase('config_test');
+      try {
+        const child = spawnProject(['src/runtimes/bun.ts'], { PORT: 'abc', ...database.env });
+        expect(await child.finished).not.toBe(0);
+        const lines = child.stderr.join('\n').trim().split('\n');
+        expect(lines).toHaveLength(1);
+        expect(lines[0]).toContain('PORT');
+      } finally {
+        await database.drop();
+      }
+    },
+    SERVER_TEST_TIMEOUT_MS,
+  );
 });

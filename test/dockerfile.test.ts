@@ -5,15 +5,20 @@
  * stage forgets to copy, or a dependency the production install leaves out, fails here.
  */
 import { afterAll, expect, test } from 'bun:test';
-import { cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { cpSync, mkdirSync, mkdtempSync, readFileSync } from 'node:fs';
+import { rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { freePort, runProcess, spawnProcess, waitUntilServing } from '../scripts/lib/processes';
 import { TEST_SECRET_KEY, testDatabaseUrl } from './helpers';
-import { SERVER_TEST_TIMEOUT_MS } from './server-process';
+import { PROJECT_ROOT, SERVER_TEST_TIMEOUT_MS, START_TIMEOUT_MS, stopAll } from './server-process';
 
-const PROJECT_ROOT = new URL('..', import.meta.url).pathname;
 const root = mkdtempSync(join(tmpdir(), 'hpa-dockerfile-'));
-afterAll(() => rmSync(root, { recursive: true, force: true }));
+afterAll(async () => {
+  await stopAll();
+  // The stages hold a production node_modules: tens of thousands of files, seconds to delete on a busy disk.
+  await rm(root, { recursive: true, force: true });
+}, SERVER_TEST_TIMEOUT_MS);
 
 interface Stage {
   dir: string;
@@ -96,32 +101,30 @@ test(
     expect(image.healthcheck).toBeDefined();
     const cwd = join(image.dir, image.workdir);
     const databaseUrl = await testDatabaseUrl();
+    const port = freePort();
     const env = {
-      PATH: process.env.PATH,
       ...image.env,
       PGLITE_DIR: join(cwd, 'data'),
-      PORT: String(20_000 + (process.pid % 20_000)),
+      PORT: String(port),
       HOST: '127.0.0.1',
       SECRET_KEY: TEST_SECRET_KEY,
       LOG_LEVEL: 'warn',
       ...(databaseUrl ? { DATABASE_URL: databaseUrl } : {}),
     };
     expect(image.env.NODE_ENV).toBe('production');
-    const server = Bun.spawn(image.cmd as string[], { cwd, env, stdout: 'ignore', stderr: 'pipe' });
+    const server = spawnProcess('the image', image.cmd as string[], { cwd, env });
+    let stopped: Promise<number | null>;
     try {
-      let healthy = false;
-      for (let attempt = 0; attempt < 60 && !healthy; attempt++) {
-        await Bun.sleep(250);
-        const check = Bun.spawnSync(image.healthcheck as string[], { cwd, env });
-        healthy = check.exitCode === 0;
-      }
-      expect(healthy).toBe(true);
-      const docs = await fetch(`http://127.0.0.1:${env.PORT}/vendor/swagger-ui-dist/swagger-ui-bundle.js`);
+      await waitUntilServing(server, { url: `http://127.0.0.1:${port}` }, START_TIMEOUT_MS);
+      const check = await runProcess(image.healthcheck as string[], { cwd, env });
+      expect(check.code).toBe(0);
+      const docs = await fetch(`http://127.0.0.1:${port}/vendor/swagger-ui-dist/swagger-ui-bundle.js`);
       expect(docs.status).toBe(200); // the docs assets are in the production dependencies
     } finally {
-      server.kill('SIGTERM');
+      stopped = server.stop();
     }
-    expect(await server.exited).toBe(0);
+    expect(await stopped).toBe(0);
   },
+  // Replaying the build runs a production `bun install` into a fresh directory before the server starts.
   SERVER_TEST_TIMEOUT_MS * 2,
 );

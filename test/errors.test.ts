@@ -1,6 +1,7 @@
 import { afterAll, describe, expect, test } from 'bun:test';
 import { sql } from 'drizzle-orm';
 import { createPostgresDb } from '../src/db/client-postgres';
+import type { DatabaseHandle } from '../src/db/database';
 import { rowsOf } from '../src/db/rows';
 import type { PasswordHasher } from '../src/hashing/hasher';
 import { createLogger } from '../src/lib/logger';
@@ -13,17 +14,25 @@ import {
   loginAsAdmin,
   postJson,
   TEST_PASSWORD,
+  type TestApp,
   uniqueEmail,
+  withOwnDatabase,
 } from './helpers';
 
 const { app, deps, clock } = await createTestApp();
 const { app: smallBodyApp } = await createTestApp({ env: { BODY_LIMIT_BYTES: '2048' } });
 
-// A real postgres.js client aimed at a closed port: the database is "down" without mocking anything.
-const unreachable = createPostgresDb('postgres://postgres@127.0.0.1:1/postgres', { max: 1 });
-// The same clock as `app`, so a token issued there is current here too.
-const { app: dbDownApp } = await createTestApp({ db: unreachable.db, clock });
-afterAll(() => unreachable.close());
+// A real postgres.js client aimed at a closed port: the database is "down" without mocking anything. A new
+// client for every request: postgres.js waits longer before each reconnect of one client (3^n / 100 s, up
+// to 20 s), so a client shared by these tests would keep the later ones waiting for seconds.
+const unreachable: DatabaseHandle[] = [];
+afterAll(() => Promise.all(unreachable.map((handle) => handle.close())));
+/** An app on a database that is down, with the same clock as `app`, so a token issued there is current here too. */
+async function dbDownApp(): Promise<TestApp> {
+  const handle = createPostgresDb('postgres://postgres@127.0.0.1:1/postgres', { max: 1 });
+  unreachable.push(handle);
+  return (await createTestApp({ db: handle.db, clock })).app;
+}
 
 const oversized = (bytes: number) => ({ email: uniqueEmail(), password: 'x'.repeat(bytes) });
 
@@ -200,7 +209,7 @@ describe('headers on every response', () => {
     ['413', (headers) => postJson(smallBodyApp, '/register', oversized(3000), headers)],
     ['415', (headers) => app.request('/register', { method: 'POST', body: 'x', headers })],
     ['422', (headers) => postJson(app, '/register', {}, headers)],
-    ['503', (headers) => dbDownApp.request('/ready', { headers })],
+    ['503', async (headers) => (await dbDownApp()).request('/ready', { headers })],
   ];
 
   test.each(cases)('a %s carries X-Content-Type-Options: nosniff', async (status, send) => {
@@ -276,14 +285,14 @@ describe('unexpected errors', () => {
 
 describe('database down', () => {
   test('answers a request that needs the database with 503 problem+json and Retry-After', async () => {
-    const res = await postJson(dbDownApp, '/register', { email: uniqueEmail(), password: TEST_PASSWORD });
+    const res = await postJson(await dbDownApp(), '/register', { email: uniqueEmail(), password: TEST_PASSWORD });
     await expectProblem(res, 503, 'database-unavailable');
     expect(Number(res.headers.get('Retry-After'))).toBeGreaterThan(0);
   });
 
   test('answers a bearer request with 503, not 401 or 500', async () => {
     const { token } = await loginAs(app);
-    const res = await dbDownApp.request('/users/me', { headers: bearer(token) });
+    const res = await (await dbDownApp()).request('/users/me', { headers: bearer(token) });
     await expectProblem(res, 503, 'database-unavailable');
   });
 });
@@ -297,7 +306,7 @@ describe('GET /health', () => {
   });
 
   test('answers 200 even when the database is down: it makes no database call', async () => {
-    const res = await dbDownApp.request('/health');
+    const res = await (await dbDownApp()).request('/health');
     expect(res.status).toBe(200);
   });
 });
@@ -310,30 +319,32 @@ describe('GET /ready', () => {
   });
 
   test('answers 503 problem+json with Retry-After when the database is unreachable', async () => {
-    const res = await dbDownApp.request('/ready');
+    const res = await (await dbDownApp()).request('/ready');
     await expectProblem(res, 503, 'database-unavailable');
     expect(Number(res.headers.get('Retry-After'))).toBeGreaterThan(0);
   });
 
-  test('answers 503 problem+json when the newest migration is not applied', async () => {
-    const removed = rowsOf<{ id: number; hash: string; created_at: string }>(
-      await deps.db.execute(sql`
-        delete from drizzle.__drizzle_migrations
-        where created_at = (select max(created_at) from drizzle.__drizzle_migrations)
-        returning id, hash, created_at::text as created_at`),
-    );
-    expect(removed).toHaveLength(1);
-    try {
-      const res = await app.request('/ready');
-      await expectProblem(res, 503, 'migrations-pending');
-      expect(res.headers.get('Retry-After')).toBeString();
-    } finally {
-      for (const row of removed) {
+  // On a database of its own: the readiness check reads the migrations table, which every other test shares.
+  test('answers 503 problem+json when the newest migration is not applied', () =>
+    withOwnDatabase('ready', async ({ app, deps }) => {
+      const removed = rowsOf<{ id: number; hash: string; created_at: string }>(
         await deps.db.execute(sql`
-          insert into drizzle.__drizzle_migrations (id, hash, created_at)
-          values (${row.id}, ${row.hash}, ${row.created_at}::bigint)`);
+          delete from drizzle.__drizzle_migrations
+          where created_at = (select max(created_at) from drizzle.__drizzle_migrations)
+          returning id, hash, created_at::text as created_at`),
+      );
+      expect(removed).toHaveLength(1);
+      try {
+        const res = await app.request('/ready');
+        await expectProblem(res, 503, 'migrations-pending');
+        expect(res.headers.get('Retry-After')).toBeString();
+      } finally {
+        for (const row of removed) {
+          await deps.db.execute(sql`
+            insert into drizzle.__drizzle_migrations (id, hash, created_at)
+            values (${row.id}, ${row.hash}, ${row.created_at}::bigint)`);
+        }
       }
-    }
-    expect((await app.request('/ready')).status).toBe(200);
-  });
+      expect((await app.request('/ready')).status).toBe(200);
+    }));
 });

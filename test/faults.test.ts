@@ -5,21 +5,17 @@
  * a TCP proxy between them that the test cuts and restores.
  */
 import { afterAll, beforeAll, expect, test } from 'bun:test';
-import { createPostgresClient } from '../src/db/client-postgres';
-import { expectProblem, TEST_DATABASE_URL, TEST_PASSWORD, uniqueEmail } from './helpers';
-import { login, register } from './runtime-process';
-import { SERVER_TEST_TIMEOUT_MS, type ServerProcess, startServer } from './server-process';
+import { type ScratchDatabase, scratchDatabase } from '../scripts/lib/scratch-database';
+import { expectProblem, POSTGRES_ADMIN_URL, TEST_PASSWORD, uniqueEmail } from './helpers';
+import { login, register, SERVER_TEST_TIMEOUT_MS, type ServerProcess, startServer, stopAll } from './server-process';
 import { TcpProxy } from './tcp-proxy';
 
-// PostgreSQL runs on every machine this suite runs on, also in PGlite-mode runs.
-const ADMIN_URL = TEST_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
-const DATABASE = `hpa_test_faults_${process.pid}_${Date.now().toString(36)}`;
 const FAULT_BOUND_MS = 8_000; // connect_timeout is 5 s; a refused connection fails at once
 const REQUEST_TIMEOUT_MS = 1_500;
 
-const admin = createPostgresClient(ADMIN_URL, 1);
-const target = new URL(ADMIN_URL);
+const target = new URL(POSTGRES_ADMIN_URL);
 const proxy = new TcpProxy(target.hostname, Number(target.port || 5432));
+let database: ScratchDatabase | undefined;
 let server: ServerProcess;
 let token: string;
 
@@ -39,12 +35,11 @@ async function within(ms: number, request: Promise<Response>): Promise<Response>
 const me = () => fetch(`${server.url}/users/me`, { headers: { Authorization: `Bearer ${token}` } });
 
 beforeAll(async () => {
-  await admin.unsafe(`create database "${DATABASE}"`);
+  database = await scratchDatabase('faults', { adminUrl: POSTGRES_ADMIN_URL });
   proxy.start();
-  const url = new URL(ADMIN_URL);
+  const url = new URL(database.url as string);
   url.hostname = '127.0.0.1';
   url.port = String(proxy.port);
-  url.pathname = `/${DATABASE}`;
   server = await startServer({ DATABASE_URL: url.href, REQUEST_TIMEOUT_MS: String(REQUEST_TIMEOUT_MS) });
   const email = uniqueEmail('faults');
   await register(server.url, email);
@@ -52,12 +47,10 @@ beforeAll(async () => {
 }, SERVER_TEST_TIMEOUT_MS);
 
 afterAll(async () => {
-  server?.proc.kill('SIGKILL');
-  await server?.proc.exited;
+  await stopAll();
   proxy.cut();
-  await admin.unsafe(`drop database if exists "${DATABASE}" with (force)`);
-  await admin.end();
-});
+  await database?.drop();
+}, SERVER_TEST_TIMEOUT_MS);
 
 test(
   'answers 503 with Retry-After while the database is down, keeps /health up, and recovers by itself',

@@ -1,8 +1,8 @@
 import { eq } from 'drizzle-orm';
+import { scratchDatabase, scratchPglite } from '../scripts/lib/scratch-database';
 import { createApp } from '../src/app';
 import { type Config, parseConfig } from '../src/config';
 import type { DatabaseHandle } from '../src/db/database';
-import { runMigrations } from '../src/db/migrate';
 import { users } from '../src/db/schema';
 import { type AppDeps, buildDeps, createInstance } from '../src/deps';
 import { readAssetFromNodeModules } from '../src/docs/read-node-modules';
@@ -14,6 +14,12 @@ import type { UserPublic } from '../src/schemas/user';
 
 export const TEST_DATABASE_URL = process.env.TEST_DATABASE_URL || undefined;
 /**
+ * Where a test that needs PostgreSQL in any run (several server processes on one database, a proxy to cut)
+ * makes its scratch database: TEST_DATABASE_URL's server, else the local one, which every machine this suite
+ * runs on has, also for PGlite-mode runs.
+ */
+export const POSTGRES_ADMIN_URL = TEST_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
+/**
  * Set by the cross-runtime harness (scripts/test-runtimes.ts): the suite then sends its requests over HTTP
  * to a server of another runtime (Node, Deno, workerd, Bun) that runs on TEST_DATABASE_URL as it is.
  */
@@ -21,15 +27,18 @@ export const TEST_BASE_URL = process.env.TEST_BASE_URL || undefined;
 export const TEST_SECRET_KEY = 'test-secret-key-that-is-at-least-32-bytes-long';
 export const TEST_PASSWORD = 'correct horse battery';
 
-let database: Promise<{ handle: DatabaseHandle; url?: string; drop(): Promise<void> }> | undefined;
+interface TestDatabase {
+  handle: DatabaseHandle;
+  /** The PostgreSQL URL, for server processes; undefined on PGlite. */
+  url?: string;
+  drop(): Promise<void>;
+}
+
+let database: Promise<TestDatabase> | undefined;
 
 /** The one database of this test process, migrated with the real ./drizzle migrations. */
 export async function testDatabase(): Promise<DatabaseHandle> {
-  database ??= TEST_BASE_URL
-    ? serverDatabase(TEST_DATABASE_URL)
-    : TEST_DATABASE_URL
-      ? freshPostgresDatabase(TEST_DATABASE_URL)
-      : inMemoryPglite();
+  database ??= TEST_BASE_URL ? serverDatabase(TEST_DATABASE_URL) : ownDatabase('test');
   return (await database).handle;
 }
 
@@ -46,42 +55,30 @@ export async function closeTestDatabase(): Promise<void> {
   database = undefined;
   await handle.close();
   await drop();
-  sharedHasher?.close();
+  await sharedHasher?.close();
   sharedHasher = undefined;
 }
 
 /** The remote server's own database (the harness made and migrated it): used as it is, dropped by the harness. */
-async function serverDatabase(url: string | undefined) {
+async function serverDatabase(url: string | undefined): Promise<TestDatabase> {
   if (!url) throw new Error('TEST_BASE_URL needs TEST_DATABASE_URL: the database the server under test uses');
   const { createPostgresDb } = await import('../src/db/client-postgres');
   return { handle: createPostgresDb(url), url, drop: async () => {} };
 }
 
-async function inMemoryPglite() {
-  const { createPgliteDb } = await import('../src/db/client-pglite');
-  const handle = await createPgliteDb();
-  await runMigrations(handle);
-  return { handle, drop: async () => {} };
-}
-
-/** A new database named for this run, so concurrent runs against one server never see each other's rows. */
-async function freshPostgresDatabase(adminUrl: string) {
-  const { createPostgresClient, createPostgresDb } = await import('../src/db/client-postgres');
-  const name = `hpa_test_${process.pid}_${Date.now().toString(36)}`;
-  const admin = createPostgresClient(adminUrl, 1);
-  await admin.unsafe(`create database "${name}"`);
-  const url = new URL(adminUrl);
-  url.pathname = `/${name}`;
-  const handle = createPostgresDb(url.href);
-  await runMigrations(handle);
-  return {
-    handle,
-    url: url.href,
-    drop: async () => {
-      await admin.unsafe(`drop database if exists "${name}" with (force)`);
-      await admin.end();
-    },
-  };
+/**
+ * A migrated database of its own, of the kind this run tests: a scratch PostgreSQL database named for
+ * `prefix` and this run when TEST_DATABASE_URL is set (so concurrent runs never see each other's rows),
+ * else an in-memory PGlite. For the suite's shared database, and for a test whose subject is the whole
+ * database (the last-admin guard counts every admin; readiness reads the migrations table).
+ */
+export async function ownDatabase(prefix: string): Promise<TestDatabase> {
+  if (!TEST_DATABASE_URL) {
+    const handle = await scratchPglite();
+    return { handle, drop: async () => {} };
+  }
+  const scratch = await scratchDatabase(prefix, { adminUrl: TEST_DATABASE_URL, migrate: 'in-process' });
+  return { handle: await scratch.open(), url: scratch.url, drop: scratch.drop };
 }
 
 export type TestClock = Clock & { advance(ms: number): void };
@@ -132,7 +129,10 @@ export async function createTestApp(
     return remoteTestApp(TEST_BASE_URL);
   }
   const config = testConfig(env);
-  sharedHasher ??= createBunHasher({ cost: config.BCRYPT_COST });
+  // Normal priority, unlike a server's hash workers (idle priority, so a login flood yields to requests):
+  // here the test is the request, and on a busy machine idle-priority workers would wait behind every
+  // other process. What a test measures never depends on the priority (bun-hasher.test.ts checks it).
+  sharedHasher ??= createBunHasher({ cost: config.BCRYPT_COST, lowPriority: false });
   const clock = (depOverrides.clock as TestClock | undefined) ?? createTestClock();
   const testDb = (await testDatabase()).db;
   const logger = depOverrides.logger ?? createLogger(config.LOG_LEVEL);
@@ -146,6 +146,25 @@ export async function createTestApp(
 }
 
 export type TestApp = ReturnType<typeof createApp>;
+
+/**
+ * Runs `body` with an app in this process on a database of its own (ownDatabase), closed and dropped after:
+ * for a test whose subject is the whole database, so that it neither depends on what other tests left in
+ * the shared one nor changes what they see. Also against a remote server (TEST_BASE_URL), which cannot be
+ * pointed at another database.
+ */
+export async function withOwnDatabase(
+  prefix: string,
+  body: (own: Awaited<ReturnType<typeof createTestApp>>) => Promise<void>,
+): Promise<void> {
+  const database = await ownDatabase(prefix);
+  try {
+    await body(await createTestApp({ db: database.handle.db }));
+  } finally {
+    await database.handle.close();
+    await database.drop();
+  }
+}
 
 /** The same shape as createTestApp's result, but every request goes over HTTP to the server at `baseUrl`. */
 async function remoteTestApp(baseUrl: string) {
@@ -292,6 +311,9 @@ export interface TokenBody {
   expires_in: number;
   refresh_token: string;
 }
+
+/** The fields of a user in the public shape (register, /users/me, the admin routes), sorted. */
+export const PUBLIC_USER_KEYS = ['created_at', 'disabled', 'email', 'id', 'last_login_time', 'role'];
 
 /** A JSON body typed as API.md describes it (a public user unless told); @types/node types `json()` as unknown. */
 export const json = <T = UserPublic>(res: Response) => res.json() as Promise<T>;

@@ -1,12 +1,12 @@
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { and, eq } from 'drizzle-orm';
 import { auditEvents, users } from '../src/db/schema';
 import { importUsers, parseImportText } from '../src/services/import-users';
 import { createTestApp, expectProblem, login, uniqueEmail } from './helpers';
-import { runCli, SERVER_TEST_TIMEOUT_MS } from './server-process';
+import { cliDatabases, SERVER_TEST_TIMEOUT_MS } from './server-process';
 
 // Made by the original app's hashing, pasted here so the test never runs Python:
 //   /usr/bin/python3 -c "from passlib.hash import bcrypt; print(bcrypt.using(rounds=4).hash('Imported-From-FastAPI 1'))"
@@ -165,37 +165,44 @@ describe('importUsers (in process)', () => {
 });
 
 describe('bun run cli import-users (a real process, its own PGlite)', () => {
-  const dir = mkdtempSync(join(tmpdir(), 'hpa-import-test-'));
-  const env = { PGLITE_DIR: dir, BCRYPT_COST: '4' };
-  const file = join(dir, '..', `${dir.split('/').pop()}-users.jsonl`);
+  let databases: Awaited<ReturnType<typeof cliDatabases>>;
+  let file: string;
   const good = [
     referenceRow(uniqueEmail('cli-legacy'), PASSLIB_2B.hash),
     referenceRow(uniqueEmail('cli-legacy'), PASSLIB_2Y.hash, { role: 'admin' }),
   ];
 
-  const cli = (args: string[], input?: string) => runCli(args, env, input);
-
   beforeAll(async () => {
-    const migrated = await cli(['migrate']);
-    if (migrated.code !== 0) throw new Error(`migrate failed: ${migrated.stderr}`);
+    databases = await cliDatabases('import_test');
+    file = join(tmpdir(), `hpa-import-test-${process.pid}-${Date.now().toString(36)}-users.jsonl`);
+    writeFileSync(file, jsonLines(good));
   }, SERVER_TEST_TIMEOUT_MS);
 
-  afterAll(() => {
-    rmSync(dir, { recursive: true, force: true });
-    rmSync(file, { force: true });
+  afterAll(async () => {
+    await databases?.drop();
+    if (file) rmSync(file, { force: true });
   });
+
+  /** A new copy of the migrated database, with `good` imported already when `imported`. */
+  async function freshCli({ imported = false } = {}) {
+    const on = await databases.fresh();
+    if (imported) {
+      const { code, stderr } = await on.cli(['import-users', '--file', file]);
+      if (code !== 0) throw new Error(`import-users failed: ${stderr}`);
+    }
+    return on;
+  }
 
   test(
     'imports a JSON-lines file, exits 0, and the users log in with their original passwords',
     async () => {
-      writeFileSync(file, jsonLines(good));
+      const { cli, database } = await freshCli();
       const { code, stdout, stderr } = await cli(['import-users', '--file', file]);
       expect({ code, stderr }).toEqual({ code: 0, stderr: '' });
       expect(stdout).toContain('imported 2, skipped 0 already registered, rejected 0');
 
       // Log in through the app, on the database the CLI wrote (this process opens it after the CLI exited).
-      const { createPgliteDb } = await import('../src/db/client-pglite');
-      const handle = await createPgliteDb(dir);
+      const handle = await database.open();
       try {
         const { app } = await createTestApp({ db: handle.db });
         expect((await login(app, good[0]?.email as string, PASSLIB_2B.password)).status).toBe(200);
@@ -210,6 +217,7 @@ describe('bun run cli import-users (a real process, its own PGlite)', () => {
   test(
     'reads stdin with --file -, skips what is already there, reports rejected rows and exits 1',
     async () => {
+      const { cli } = await freshCli({ imported: true });
       const fresh = referenceRow(uniqueEmail('cli-legacy'), PASSLIB_2B_OTHER.hash);
       const input = jsonLines([...good, referenceRow('nobody', PASSLIB_2B.hash), fresh]);
       const { code, stdout, stderr } = await cli(['import-users', '--file', '-'], input);
@@ -225,6 +233,7 @@ describe('bun run cli import-users (a real process, its own PGlite)', () => {
   test(
     'a second run of the same file changes nothing and exits 0',
     async () => {
+      const { cli } = await freshCli({ imported: true });
       const { code, stdout } = await cli(['import-users', '--file', file]);
       expect(code).toBe(0);
       expect(stdout).toContain('imported 0, skipped 2 already registered, rejected 0');
@@ -235,6 +244,7 @@ describe('bun run cli import-users (a real process, its own PGlite)', () => {
   test(
     'create-admin refuses a common password with a reason',
     async () => {
+      const { cli } = await freshCli();
       const { code, stderr } = await cli(['create-admin', '--email', uniqueEmail('cli-admin')], 'password123\n');
       expect(code).toBe(2);
       expect(stderr).toContain('password: Password is too common; choose another');

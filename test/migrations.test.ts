@@ -1,10 +1,10 @@
-import { afterAll, describe, expect, test } from 'bun:test';
+import { afterAll, beforeAll, describe, expect, test } from 'bun:test';
 import { cpSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { sql } from 'drizzle-orm';
 import journal from '../drizzle/meta/_journal.json' with { type: 'json' };
-import { createPgliteDb } from '../src/db/client-pglite';
+import { type ScratchDatabase, scratchDatabase, scratchPglite } from '../scripts/lib/scratch-database';
 import { createPostgresClient, createPostgresDb } from '../src/db/client-postgres';
 import type { DatabaseHandle } from '../src/db/database';
 import {
@@ -21,31 +21,34 @@ import { runCli, SERVER_TEST_TIMEOUT_MS } from './server-process';
 const cli = (args: string[], env: Record<string, string>) => runCli(args, env);
 
 describe('migration CLI on PGlite', () => {
-  const dir = mkdtempSync(join(tmpdir(), 'hpa-migrate-test-'));
-  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+  let database: ScratchDatabase;
+  beforeAll(async () => {
+    database = await scratchDatabase('migrate_test');
+  });
+  afterAll(() => database?.drop());
 
   test(
     'status lists pending migrations, migrate applies them, status then says up to date',
     async () => {
-      const before = await cli(['status'], { PGLITE_DIR: dir });
+      const before = await cli(['status'], database.env);
       expect(before.code).toBe(0);
       expect(before.stdout).toMatch(/^pending {2}0000_init/m);
       expect(before.stdout).toContain(`${journal.entries.length} pending`);
 
-      const migrated = await cli(['migrate'], { PGLITE_DIR: dir });
+      const migrated = await cli(['migrate'], database.env);
       expect(migrated.code).toBe(0);
       expect(migrated.stdout).toContain(`applied ${journal.entries.map((e) => e.tag).join(', ')}`);
 
-      const after = await cli(['status'], { PGLITE_DIR: dir });
+      const after = await cli(['status'], database.env);
       expect(after.stdout).toMatch(/^applied {2}0000_init/m);
       expect(after.stdout).toContain('up to date');
-      expect((await cli(['migrate'], { PGLITE_DIR: dir })).stdout).toContain('nothing to migrate');
+      expect((await cli(['migrate'], database.env)).stdout).toContain('nothing to migrate');
     },
     SERVER_TEST_TIMEOUT_MS,
   );
 
   test('rejects an unknown command with usage and exit code 2', async () => {
-    const result = await cli(['upgrade'], { PGLITE_DIR: dir });
+    const result = await cli(['upgrade'], database.env);
     expect(result.code).toBe(2);
     expect(result.stderr).toContain('usage: bun run cli <command>');
   });
@@ -53,16 +56,11 @@ describe('migration CLI on PGlite', () => {
 
 /** Runs `body` with the URL of a new, empty database, dropped afterwards. */
 async function withFreshDatabase(adminUrl: string, body: (url: string) => Promise<void>) {
-  const name = `hpa_test_race_${process.pid}_${Date.now().toString(36)}_${Math.random().toString(36).slice(2, 6)}`;
-  const admin = createPostgresClient(adminUrl, 1);
-  await admin.unsafe(`create database "${name}"`);
+  const database = await scratchDatabase('race', { adminUrl });
   try {
-    const url = new URL(adminUrl);
-    url.pathname = `/${name}`;
-    await body(url.href);
+    await body(database.url as string);
   } finally {
-    await admin.unsafe(`drop database if exists "${name}" with (force)`);
-    await admin.end();
+    await database.drop();
   }
 }
 
@@ -166,7 +164,7 @@ describe('up → down → up', () => {
   test(
     'every migration has a down step that restores the previous schema exactly (PGlite)',
     async () => {
-      const handle = await createPgliteDb();
+      const handle = await scratchPglite({ migrate: false });
       try {
         await expectReversibleMigrations(handle);
       } finally {
@@ -194,7 +192,7 @@ describe('up → down → up', () => {
     'rollback without a down file refuses and leaves the migration applied',
     async () => {
       const folder = firstMigrations(journal.entries.length);
-      const handle = await createPgliteDb();
+      const handle = await scratchPglite({ migrate: false });
       try {
         await runMigrations(handle, folder);
         await expect(rollbackMigrations(handle, {}, folder)).rejects.toThrow('has no down migration');

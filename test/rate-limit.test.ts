@@ -1,6 +1,6 @@
 import { afterAll, afterEach, describe, expect, setSystemTime, test } from 'bun:test';
+import { type ScratchDatabase, scratchDatabase } from '../scripts/lib/scratch-database';
 import { ConfigError } from '../src/config';
-import { createPostgresClient } from '../src/db/client-postgres';
 import { systemClock } from '../src/lib/clock';
 import { clientKey } from '../src/lib/ip';
 import { createLogger } from '../src/lib/logger';
@@ -10,6 +10,7 @@ import {
   expectProblem,
   json,
   login,
+  POSTGRES_ADMIN_URL,
   postJson,
   registerUser,
   TEST_PASSWORD,
@@ -19,7 +20,7 @@ import {
   testDatabaseUrl,
   uniqueEmail,
 } from './helpers';
-import { SERVER_TEST_TIMEOUT_MS, type ServerProcess, spawnProject, startServer } from './server-process';
+import { SERVER_TEST_TIMEOUT_MS, type ServerProcess, spawnProject, startServer, stopAll } from './server-process';
 
 const WRONG_PASSWORD = 'not the password at all';
 const REDIS_URL = 'redis://127.0.0.1:6379';
@@ -265,44 +266,22 @@ test('documents 429 on /token and /register in the OpenAPI document', async () =
 
 describe('server processes', () => {
   // Several processes need PostgreSQL (a PGlite directory has one process): the suite's database on
-  // PostgreSQL runs, else a fresh database on the local server, dropped afterwards.
-  const ADMIN_URL = 'postgres://postgres@127.0.0.1:5432/postgres';
-  let own: Promise<{ url: string; drop(): Promise<void> }> | undefined;
-  const servers: ServerProcess[] = [];
-
-  async function freshDatabase() {
-    const name = `hpa_test_rl_${process.pid}_${Date.now().toString(36)}`;
-    const admin = createPostgresClient(ADMIN_URL, 1);
-    await admin.unsafe(`create database "${name}"`);
-    const url = new URL(ADMIN_URL);
-    url.pathname = `/${name}`;
-    return {
-      url: url.href,
-      drop: async () => {
-        await admin.unsafe(`drop database if exists "${name}" with (force)`);
-        await admin.end();
-      },
-    };
-  }
+  // PostgreSQL runs, else a scratch database on the local server, dropped afterwards.
+  let own: Promise<ScratchDatabase> | undefined;
 
   async function databaseUrl(): Promise<string> {
     const suite = await testDatabaseUrl();
     if (suite) return suite;
-    own ??= freshDatabase(); // one promise: servers started together must share one database
-    return (await own).url;
+    own ??= scratchDatabase('rl', { adminUrl: POSTGRES_ADMIN_URL }); // one: servers started together share it
+    return (await own).url as string;
   }
 
   afterAll(async () => {
-    for (const server of servers) server.proc.kill('SIGTERM');
-    await Promise.all(servers.map((server) => server.proc.exited));
+    await stopAll();
     await (await own)?.drop();
-  });
+  }, SERVER_TEST_TIMEOUT_MS);
 
-  async function start(env: Record<string, string>) {
-    const server = await startServer({ DATABASE_URL: await databaseUrl(), ...env });
-    servers.push(server);
-    return server;
-  }
+  const start = async (env: Record<string, string>) => startServer({ DATABASE_URL: await databaseUrl(), ...env });
 
   const loginOver = (server: ServerProcess, username: string, password: string, headers = {}) =>
     fetch(`${server.url}/token`, { method: 'POST', headers, body: new URLSearchParams({ username, password }) });
@@ -349,8 +328,8 @@ describe('server processes', () => {
         RATE_LIMIT_STORE: 'redis',
         REDIS_URL: CLOSED_REDIS_URL,
       });
-      expect(await proc.exited).toBe(1);
-      const stderr = await new Response(proc.stderr).text();
+      expect(await proc.finished).toBe(1);
+      const stderr = proc.stderr.join('\n');
       expect(stderr.trim().split('\n')).toHaveLength(1);
       expect(stderr).toContain(`cannot reach REDIS_URL ${CLOSED_REDIS_URL}`);
     },

@@ -4,89 +4,56 @@
  * one runtime logs in through the others, on one database.
  */
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { freePort, RUNTIMES } from '../scripts/runtimes';
-import { createPostgresClient, createPostgresDb } from '../src/db/client-postgres';
-import { runMigrations } from '../src/db/migrate';
-import { uniqueEmail } from './helpers';
+import { buildRuntime } from '../scripts/lib/runtimes';
+import { type ScratchDatabase, scratchDatabase } from '../scripts/lib/scratch-database';
+import { POSTGRES_ADMIN_URL, uniqueEmail } from './helpers';
 import {
   expectAuthFlow,
   expectDocs,
+  expectGracefulStop,
   expectMe,
-  listeningLine,
   login,
-  PROCESS_SECRET_KEY,
-  PROJECT_ROOT,
-  type RuntimeProcess,
   register,
-  startProcess,
-} from './runtime-process';
+  startServer,
+  stopAll,
+} from './server-process';
 
-const ADMIN_URL = process.env.TEST_DATABASE_URL || 'postgres://postgres@127.0.0.1:5432/postgres';
-const START_TIMEOUT_MS = 60_000; // a fresh PGlite directory alone takes ~5 s; Deno compiles the sources once
+// Four servers start at once in the interoperability test, each seconds of work (Deno compiles the sources,
+// wrangler bundles the Worker): on a loaded 2-core machine that is most of a minute.
 const TEST_TIMEOUT_MS = 120_000;
 
-const commonEnv = { SECRET_KEY: PROCESS_SECRET_KEY, BCRYPT_COST: '4', LOG_LEVEL: 'info', HOST: '127.0.0.1' };
-const databaseName = `hpa_runtimes_${process.pid}_${Date.now().toString(36)}`;
-const admin = createPostgresClient(ADMIN_URL, 1);
+let database: ScratchDatabase;
 let databaseUrl: string;
-const pgliteDir = mkdtempSync(join(tmpdir(), 'hpa-runtimes-'));
+const pgliteDirs: ScratchDatabase[] = [];
 
 beforeAll(async () => {
-  await admin.unsafe(`create database "${databaseName}"`);
-  const url = new URL(ADMIN_URL);
-  url.pathname = `/${databaseName}`;
-  databaseUrl = url.href;
-  // Workers cannot migrate (no filesystem); the CLI's job, done here once for every server.
-  const handle = createPostgresDb(databaseUrl);
-  await runMigrations(handle);
-  await handle.close();
-  const build = Bun.spawnSync(RUNTIMES.node.build, { cwd: PROJECT_ROOT, stderr: 'pipe' });
-  if (build.exitCode !== 0) throw new Error(`bun run build:node failed: ${build.stderr.toString()}`);
+  // Workers cannot migrate (no filesystem); done here once for every server, as the CLI would.
+  const [scratch] = await Promise.all([
+    scratchDatabase('runtimes', { adminUrl: POSTGRES_ADMIN_URL, migrate: 'in-process' }),
+    buildRuntime('node'),
+  ]);
+  database = scratch;
+  databaseUrl = scratch.url as string;
 }, TEST_TIMEOUT_MS);
 
 afterAll(async () => {
-  await admin.unsafe(`drop database if exists "${databaseName}" with (force)`);
-  await admin.end();
-  rmSync(pgliteDir, { recursive: true, force: true });
-});
+  await stopAll();
+  await Promise.all([database?.drop(), ...pgliteDirs.map((dir) => dir.drop())]);
+}, TEST_TIMEOUT_MS);
 
-/** A server entry that logs its own `listening` URL (Bun, Node, Deno), on a port it picks itself. */
-const startEntry = (name: 'bun' | 'node' | 'deno') => (env: Record<string, string>) =>
-  startProcess(name, RUNTIMES[name].command, {
-    env: { ...commonEnv, PORT: '0', ...env },
-    ready: { line: listeningLine },
-    timeoutMs: START_TIMEOUT_MS,
-  });
-const startBun = startEntry('bun');
-const startNode = startEntry('node');
-const startDeno = startEntry('deno');
-
-async function startWorkers(env: Record<string, string>) {
-  const port = freePort();
-  return startProcess('workers', RUNTIMES.workers.command, {
-    env: { ...commonEnv, PORT: String(port), ...env },
-    ready: { url: `http://127.0.0.1:${port}` },
-    timeoutMs: START_TIMEOUT_MS,
-  });
-}
-
-async function expectGracefulStop(server: RuntimeProcess) {
-  expect(await server.stop()).toBe(0);
-  expect(server.lines.some((line) => line.includes('"msg":"stopped"'))).toBe(true);
+/** A new, empty PGlite directory for one server, removed after the file. */
+async function pgliteDir(name: string): Promise<Record<string, string>> {
+  const dir = await scratchDatabase(`runtimes-${name}`);
+  pgliteDirs.push(dir);
+  return dir.env;
 }
 
 describe('each runtime on its own', () => {
-  for (const [name, start] of [
-    ['node', startNode],
-    ['deno', startDeno],
-  ] as const) {
+  for (const name of ['node', 'deno'] as const) {
     test(
       `${name} on PostgreSQL: register, login, /users/me, docs; exits 0 on SIGTERM`,
       async () => {
-        const server = await start({ DATABASE_URL: databaseUrl });
+        const server = await startServer({ DATABASE_URL: databaseUrl }, name);
         try {
           expect(server.lines.join('\n')).toContain('"database":"postgres"');
           await expectAuthFlow(server.url, `${name}-pg`);
@@ -101,7 +68,7 @@ describe('each runtime on its own', () => {
     test(
       `${name} on PGlite: migrates a new directory, register, login, /users/me, docs`,
       async () => {
-        const server = await start({ PGLITE_DIR: join(pgliteDir, name) });
+        const server = await startServer(await pgliteDir(name), name);
         try {
           expect(server.lines.join('\n')).toContain('"database":"pglite"');
           expect((await fetch(`${server.url}/ready`)).status).toBe(200);
@@ -118,7 +85,7 @@ describe('each runtime on its own', () => {
   test(
     'workers under wrangler dev --local on PostgreSQL: register, login, /users/me, docs from static assets',
     async () => {
-      const server = await startWorkers({ DATABASE_URL: databaseUrl });
+      const server = await startServer({ DATABASE_URL: databaseUrl }, 'workers');
       try {
         expect((await fetch(`${server.url}/ready`)).status).toBe(200);
         await expectAuthFlow(server.url, 'workers');
@@ -133,7 +100,7 @@ describe('each runtime on its own', () => {
   test(
     'workers without a database answer 503 problem+json saying so',
     async () => {
-      const server = await startWorkers({});
+      const server = await startServer({}, 'workers');
       try {
         const res = await fetch(`${server.url}/users/me`);
         expect(res.status).toBe(503);
@@ -150,17 +117,12 @@ describe('each runtime on its own', () => {
 });
 
 describe('bcrypt hashes interoperate between runtimes on one database', () => {
-  const servers: RuntimeProcess[] = [];
-
-  afterAll(async () => {
-    await Promise.all(servers.map((server) => server.stop({ group: true })));
-  });
-
   test(
     'a user registered through any of Bun, Node, Deno and Workers logs in through every other',
     async () => {
       const env = { DATABASE_URL: databaseUrl };
-      servers.push(...(await Promise.all([startBun(env), startNode(env), startDeno(env), startWorkers(env)])));
+      const names = ['bun', 'node', 'deno', 'workers'] as const;
+      const servers = await Promise.all(names.map((name) => startServer(env, name)));
       const failures: string[] = [];
       for (const origin of servers) {
         const email = uniqueEmail(`interop-${origin.name}`);

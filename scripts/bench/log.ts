@@ -1,0 +1,2 @@
+/** Progress on stderr, so stdout carries only the tables. */
+export const log = (msg: string) => console.error(`[bench] ${msg}`);
