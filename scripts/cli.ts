@@ -4,6 +4,7 @@
  */
 import { parseArgs } from 'node:util';
 import type { z } from 'zod';
+import { localOnlyBus } from '../src/access/listener';
 import { parseCliConfig } from '../src/config';
 import type { DatabaseHandle } from '../src/db/database';
 import { migrationStatus, ROLLBACK_TO_BASE, rollbackMigrations, runMigrations } from '../src/db/migrate';
@@ -116,8 +117,9 @@ const COMMANDS: Record<string, Command> = {
     const email = required(options, 'email');
     const role = required(options, 'role');
     if (!ROLES.includes(role as Role)) throw new UsageError(`--role must be one of ${ROLES.join(', ')}`);
+    // Other instances hear of it from the database itself (migration 0003's triggers).
     const user = await setRoleByEmail(
-      { db: database.db, clock: systemClock },
+      { db: database.db, clock: systemClock, access: localOnlyBus() },
       { email, role: role as Role, meta: CLI_META },
     );
     console.log(`${user.email} is now ${user.role}`);

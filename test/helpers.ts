@@ -1,16 +1,18 @@
 import { eq } from 'drizzle-orm';
+import { type AccessBus, type AccessSink, localOnlyBus, startAccessBus } from '../src/access/listener';
 import { createApp } from '../src/app';
 import { type Config, parseConfig } from '../src/config';
-import type { DatabaseHandle } from '../src/db/database';
+import type { Database, DatabaseHandle } from '../src/db/database';
 import { runMigrations } from '../src/db/migrate';
 import { users } from '../src/db/schema';
-import { type AppDeps, buildDeps, createInstance } from '../src/deps';
+import { type AppDeps, accessSink, buildDeps, createInstance } from '../src/deps';
 import { readAssetFromNodeModules } from '../src/docs/read-node-modules';
 import { createBunHasher } from '../src/hashing/bun';
 import type { Clock } from '../src/lib/clock';
 import { createLogger } from '../src/lib/logger';
 import { createRateLimitStore } from '../src/rate-limit/stores';
 import type { UserPublic } from '../src/schemas/user';
+import { createKeyRing, ensureSigningKey } from '../src/services/keys';
 
 export const TEST_DATABASE_URL = process.env.TEST_DATABASE_URL || undefined;
 /**
@@ -44,6 +46,8 @@ export async function closeTestDatabase(): Promise<void> {
   if (!database) return;
   const { handle, drop } = await database;
   database = undefined;
+  await (await listener)?.stop();
+  listener = undefined;
   await handle.close();
   await drop();
   sharedHasher?.close();
@@ -61,7 +65,19 @@ async function inMemoryPglite() {
   const { createPgliteDb } = await import('../src/db/client-pglite');
   const handle = await createPgliteDb();
   await runMigrations(handle);
+  await ensureTestSigningKey(handle.db);
   return { handle, drop: async () => {} };
+}
+
+/**
+ * The test database's signing key, active since the epoch: every test app runs on a clock of its own, frozen
+ * when it was made, and each must find the key active on its clock (a rotation test makes its own keys).
+ */
+async function ensureTestSigningKey(db: Database): Promise<void> {
+  const config = testConfig();
+  const clock = { now: () => new Date(0) };
+  const logger = createLogger('silent');
+  await ensureSigningKey({ config, clock, logger, db, keys: createKeyRing({ config, clock, logger }) });
 }
 
 /** A new database named for this run, so concurrent runs against one server never see each other's rows. */
@@ -74,6 +90,7 @@ async function freshPostgresDatabase(adminUrl: string) {
   url.pathname = `/${name}`;
   const handle = createPostgresDb(url.href);
   await runMigrations(handle);
+  await ensureTestSigningKey(handle.db);
   return {
     handle,
     url: url.href,
@@ -137,12 +154,48 @@ export async function createTestApp(
   const testDb = (await testDatabase()).db;
   const logger = depOverrides.logger ?? createLogger(config.LOG_LEVEL);
   const instance = createInstance(config, { hasher: sharedHasher, clock, logger });
+  await instance.keys.reload(testDb);
+  const sink = accessSink(instance, testDb);
+  await listenForAccessChanges(sink);
   const rateLimitStore = await createRateLimitStore(config, { db: testDb, logger, clock });
   const deps: AppDeps = {
-    ...buildDeps(instance, { db: testDb, rateLimits: rateLimitStore.rateLimits, readAsset: readAssetFromNodeModules }),
+    ...buildDeps(instance, {
+      db: testDb,
+      // Like an instance of its own: it applies its changes at once, and hears the other apps' (and every
+      // other write's) through the test database's one listener.
+      access: localOnlyBus(sink),
+      rateLimits: rateLimitStore.rateLimits,
+      readAsset: readAssetFromNodeModules,
+    }),
     ...depOverrides,
   };
   return { app: createApp(deps), deps, clock, closeRateLimits: rateLimitStore.close };
+}
+
+// Every app of the test process shares one database, so one listener serves all their views, as one per
+// instance does in production: each app's sink hears every change.
+const sinks = new Set<AccessSink>();
+let listenerHealthy = false;
+let listener: Promise<AccessBus> | undefined;
+
+async function listenForAccessChanges(sink: AccessSink): Promise<void> {
+  sinks.add(sink);
+  listener ??= testDatabase().then((handle) =>
+    startAccessBus(testConfig(), handle, {
+      logger: createLogger('silent'),
+      sink: {
+        apply: (message) => {
+          for (const each of sinks) each.apply(message);
+        },
+        setHealthy: (healthy) => {
+          listenerHealthy = healthy;
+          for (const each of sinks) each.setHealthy(healthy);
+        },
+      },
+    }),
+  );
+  await listener;
+  sink.setHealthy(listenerHealthy);
 }
 
 export type TestApp = ReturnType<typeof createApp>;

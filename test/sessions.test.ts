@@ -43,8 +43,10 @@ async function expectRefreshed(refreshToken: string, on: TestApp = app): Promise
   return json<TokenBody>(res);
 }
 
+/** RFC 6749 §5.2: a refresh token that is not good is a 400 invalid_grant (the problem carries the `error`). */
 async function expectRefreshRefused(refreshToken: string, on: TestApp = app) {
-  await expectProblem(await refresh(on, refreshToken), 401, 'invalid-refresh-token');
+  const problem = await expectProblem(await refresh(on, refreshToken), 400, 'invalid-refresh-token');
+  expect((problem as { error?: string }).error).toBe('invalid_grant');
 }
 
 async function listSessions(token: string): Promise<SessionBody[]> {

@@ -32,6 +32,7 @@ export async function createPgliteDb(dataDir?: string): Promise<DatabaseHandle> 
   return {
     db,
     driver: 'pglite',
+    client,
     close: async () => {
       try {
         await client.close();
