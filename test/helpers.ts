@@ -134,6 +134,12 @@ export function testConfig(overrides: Record<string, string> = {}): Config {
 
 let sharedHasher: ReturnType<typeof createBunHasher> | undefined;
 
+/** The one bcrypt pool of the test process (cost 4), shared by every app it makes. */
+export function testHasher() {
+  sharedHasher ??= createBunHasher({ cost: testConfig().BCRYPT_COST });
+  return sharedHasher;
+}
+
 /**
  * An app on the test database with real bcrypt (cost 4), a fixed config and a controllable clock. Its rate
  * limits are built from the config as the runtime builds them (RATE_LIMIT_STORE=redis connects to Redis:
@@ -149,11 +155,10 @@ export async function createTestApp(
     return remoteTestApp(TEST_BASE_URL);
   }
   const config = testConfig(env);
-  sharedHasher ??= createBunHasher({ cost: config.BCRYPT_COST });
   const clock = (depOverrides.clock as TestClock | undefined) ?? createTestClock();
   const testDb = (await testDatabase()).db;
   const logger = depOverrides.logger ?? createLogger(config.LOG_LEVEL);
-  const instance = createInstance(config, { hasher: sharedHasher, clock, logger });
+  const instance = createInstance(config, { hasher: testHasher(), clock, logger });
   await instance.keys.reload(testDb);
   const sink = accessSink(instance, testDb);
   await listenForAccessChanges(sink);

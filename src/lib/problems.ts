@@ -104,6 +104,11 @@ export const PROBLEMS = {
   },
   timeout: { status: 503, detail: 'The request took too long; try again shortly', headers: RETRY_SOON },
   'not-configured': { status: 503, detail: 'The service is not configured', headers: { 'Retry-After': '60' } },
+  'no-signing-key': {
+    status: 503,
+    detail: 'The service cannot sign tokens now: no signing key opens with its SECRET_KEY',
+    headers: { 'Retry-After': '60' },
+  },
 } as const satisfies Record<string, ProblemSpec>;
 
 export type ProblemCode = keyof typeof PROBLEMS;

@@ -27,6 +27,7 @@ import {
   unseal,
 } from '../lib/key-crypto';
 import { DescribedError, describeError, type Logger } from '../lib/logger';
+import { AppError } from '../lib/problems';
 
 /** Clock skew allowed between instances and verifiers, in seconds (RFC 7519 §4.1.4 leaves it to us). */
 export const CLOCK_SKEW_SECONDS = 60;
@@ -175,19 +176,24 @@ export function createKeyRing({ config, clock, logger }: KeyDeps & { logger: Log
 
     async signingKey() {
       if (algorithm === 'HS256') return hmacKey();
-      const active = describeKeys(rows, { config, clock }).filter((k) => k.state === 'active');
-      const row = rows.find((r) => r.kid === active.at(-1)?.kid);
-      const key = row && (await privateKeyOf(row));
-      if (!row || !key) {
-        // ensureSigningKey runs at start and makes one; reaching here means the keys changed under us.
-        logger.error('no usable signing key: run `bun run cli keys rotate`, or check SECRET_KEY', {
-          algorithm,
-          kid: row?.kid,
-        });
-        throw new Error('no usable signing key');
+      // The active key; should this instance be unable to open it (its SECRET_KEY differs from the one that
+      // sealed it), the newest retiring key it can open, which verifiers still have in the JWKS.
+      const states = describeKeys(rows, { config, clock });
+      const candidates = [
+        ...states.filter((k) => k.state === 'active'),
+        ...states.filter((k) => k.state === 'retiring').reverse(),
+      ];
+      for (const [i, info] of candidates.entries()) {
+        const row = rows.find((r) => r.kid === info.kid) as SigningKeyRow;
+        const key = await privateKeyOf(row);
+        if (!key) continue;
+        if (i > 0)
+          logger.warn('the active signing key cannot be opened with this SECRET_KEY; signing with an older one');
+        // The key's own algorithm: after JWT_ALGORITHM changes, the old key signs until the new one activates.
+        return { kid: row.kid, alg: row.alg as SigningKey['alg'], key };
       }
-      // The key's own algorithm: after JWT_ALGORITHM changes, the old key signs until the new one activates.
-      return { kid: row.kid, alg: row.alg as SigningKey['alg'], key };
+      logger.error('no usable signing key: check SECRET_KEY, or run `bun run cli keys rotate`', { algorithm });
+      throw new AppError('no-signing-key');
     },
 
     async verificationKey(kid, db) {
@@ -314,21 +320,34 @@ async function canSign(keys: KeyRing): Promise<boolean> {
  * verifier's cached JWKS has it (JWKS_MAX_AGE_SECONDS); the old key stops signing then and stays published
  * until its last token has expired. No request fails on the way.
  */
-export async function rotateSigningKey(deps: KeyServiceDeps): Promise<KeyInfo> {
+export async function rotateSigningKey(
+  deps: KeyServiceDeps,
+  {
+    unlessActivatedAfter,
+  }: { /** KEY_ROTATION_DAYS: skip when the newest key is younger */ unlessActivatedAfter?: Date } = {},
+): Promise<KeyInfo | null> {
   const { db, config, clock } = deps;
   if (config.JWT_ALGORITHM === 'HS256') throw new HS256KeysError();
   const alg = config.JWT_ALGORITHM;
-  const kid = await withKeyLock(db, (tx) => {
+  const kid = await withKeyLock(db, async (tx) => {
     const now = clock.now();
+    if (unlessActivatedAfter) {
+      // Checked inside the lock: of instances deciding at once, the first rotates and the others see its key.
+      const newest = describeKeys(await tx.select().from(signingKeys), { config, clock })
+        .filter((k) => k.state === 'active' || k.state === 'pending')
+        .at(-1);
+      if (newest && newest.activatesAt > unlessActivatedAfter) return null;
+    }
     return insertKey(tx, deps, {
       alg,
       now,
       activatesAt: new Date(now.getTime() + seconds(config.JWKS_MAX_AGE_SECONDS)),
     });
   });
+  if (!kid) return null;
   await deps.keys.reload(db);
   await deps.access?.committed([{ kind: 'keys' }]);
-  return (await listSigningKeys(deps)).find((k) => k.kid === kid) as KeyInfo;
+  return (await listSigningKeys(deps)).find((k) => k.kid === kid) ?? null;
 }
 
 /**
@@ -372,10 +391,8 @@ export async function listSigningKeys({ db, config, clock }: KeyServiceDeps): Pr
 export async function rotateIfDue(deps: KeyServiceDeps): Promise<KeyInfo | null> {
   const { config, clock } = deps;
   if (config.KEY_ROTATION_DAYS === 0 || config.JWT_ALGORITHM === 'HS256') return null;
-  const dueBefore = clock.now().getTime() - config.KEY_ROTATION_DAYS * 24 * 60 * 60 * 1000;
-  const newest = (await listSigningKeys(deps)).filter((k) => k.state === 'active' || k.state === 'pending').at(-1);
-  if (newest && newest.activatesAt.getTime() > dueBefore) return null;
-  return rotateSigningKey(deps);
+  const dueBefore = new Date(clock.now().getTime() - config.KEY_ROTATION_DAYS * 24 * 60 * 60 * 1000);
+  return rotateSigningKey(deps, { unlessActivatedAfter: dueBefore });
 }
 
 const KEY_RELOAD_INTERVAL_MS = 60_000; // a backstop: every key change is announced (migration 0003's trigger)
