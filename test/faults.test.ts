@@ -38,7 +38,7 @@ async function within(ms: number, request: Promise<Response>): Promise<Response>
 
 const me = () => fetch(`${server.url}/users/me`, { headers: { Authorization: `Bearer ${token}` } });
 
-// src/access/listener.ts: a broken path is noticed within the heartbeat period plus its timeout (0.9 s).
+// src/access/listener.ts: a broken path is noticed within the heartbeat period plus its timeout (0.65 s).
 const LISTENER_BOUND_MS = 1_000;
 
 /** The first response whose status is not `status`, asking again until `ms` have passed. */

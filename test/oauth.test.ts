@@ -206,7 +206,9 @@ describe('POST /introspect (RFC 7662)', () => {
     const live = await json<Record<string, unknown>>(await introspect(refreshToken));
     expect(live).toMatchObject({ active: true, sub: String(user.id), token_use: 'refresh_token', amr: ['pwd'] });
     await refresh(introspecting.app, refreshToken);
-    expect(await json<Record<string, unknown>>(await introspect(refreshToken, undefined, 'refresh_token'))).toEqual({ active: false });
+    expect(await json<Record<string, unknown>>(await introspect(refreshToken, undefined, 'refresh_token'))).toEqual({
+      active: false,
+    });
   });
 
   test('anything not live is {active: false} and nothing more: revoked, expired, garbage, forged', async () => {

@@ -22,9 +22,9 @@ import {
   encodeAccessMessage,
 } from './changes';
 
-const HEARTBEAT_MS = 200;
+const HEARTBEAT_MS = 150;
 // Bounds how long a broken path can go unnoticed: with the heartbeat period, under the 1 s of API.md.
-const HEARTBEAT_TIMEOUT_MS = 700;
+const HEARTBEAT_TIMEOUT_MS = 500;
 const RECONNECT_DELAY_MS = 250;
 const MAX_RECONNECT_DELAY_MS = 5_000;
 
