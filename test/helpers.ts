@@ -344,6 +344,20 @@ export async function expectUnauthorized(res: Response, challenge = 'Bearer erro
   return body;
 }
 
+/**
+ * A change written straight to the database (not through the service) reaches the view through the
+ * database's own NOTIFY, a moment after it commits: allowed a second (API.md), polled briefly.
+ */
+export async function expectUnauthorizedSoon(request: () => Promise<Response> | Response) {
+  const deadline = Date.now() + 1_000;
+  let res = await request();
+  while (res.status !== 401 && Date.now() < deadline) {
+    await Bun.sleep(10);
+    res = await request();
+  }
+  await expectUnauthorized(res);
+}
+
 export interface TokenBody {
   access_token: string;
   token_type: 'bearer';

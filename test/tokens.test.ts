@@ -10,6 +10,7 @@ import {
   createTestApp,
   decodeJwt,
   expectUnauthorized,
+  expectUnauthorizedSoon,
   json,
   login,
   loginAs,
@@ -244,20 +245,6 @@ describe('bearer verification: keys and algorithms', () => {
     await expectUnauthorizedSoon(() => me(bearer(token)));
   });
 });
-
-/**
- * A change written straight to the database (not through the service) reaches the view through the
- * database's own NOTIFY, a moment after it commits: allowed a second (API.md), polled briefly.
- */
-async function expectUnauthorizedSoon(request: () => Promise<Response> | Response) {
-  const deadline = Date.now() + 1_000;
-  let res = await request();
-  while (res.status !== 401 && Date.now() < deadline) {
-    await Bun.sleep(10);
-    res = await request();
-  }
-  await expectUnauthorized(res);
-}
 
 const me = (headers: Record<string, string>) => app.request('/users/me', { headers });
 

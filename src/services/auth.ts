@@ -129,13 +129,13 @@ export async function endSession(
  * database otherwise (access/view.ts says when).
  */
 export async function authenticateBearer(
-  { tokens, view, authLookup, clock }: Pick<ServiceContext, 'tokens' | 'view' | 'authLookup' | 'clock'>,
+  { tokens, view, authLookup, clock, db }: Pick<ServiceContext, 'tokens' | 'view' | 'authLookup' | 'clock' | 'db'>,
   token: string,
   { fresh = false }: { /** decide from the database alone (introspection) */ fresh?: boolean } = {},
 ): Promise<{ user: User; claims: AccessTokenClaims } | null> {
   let verified = fresh ? undefined : view.verifiedToken(token, epochSeconds(clock));
   if (!verified) {
-    const checked = await tokens.verify(token);
+    const checked = await tokens.verify(token, { db });
     if (!checked) return null;
     verified = { ...checked, exp: checked.claims.exp };
     view.rememberToken(token, verified);

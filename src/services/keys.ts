@@ -107,7 +107,10 @@ export interface KeyRing {
   readonly algorithm: Config['JWT_ALGORITHM'];
   /** The key that signs now. */
   signingKey(): Promise<SigningKey>;
-  /** The key a token names, for verification: null when unknown, revoked, or of another algorithm family. */
+  /**
+   * The key a token names, for verification: null when unknown, revoked, or of another algorithm family. A kid
+   * the ring does not know is looked up in `db` (a key another instance made moments ago), at most once a second.
+   */
   verificationKey(kid: string, db?: Database): Promise<SigningKey | null>;
   /** The public keys to publish (RFC 7517 JWK Set members). */
   jwks(): PublishedJwk[];
@@ -124,7 +127,6 @@ export interface KeyRing {
 export function createKeyRing({ config, clock, logger }: KeyDeps & { logger: Logger }): KeyRing {
   const algorithm = config.JWT_ALGORITHM;
   let rows: SigningKeyRow[] = [];
-  let loadedFrom: Database | undefined;
   let lastReload = Number.NEGATIVE_INFINITY;
   const publicKeys = new Map<string, Promise<CryptoKey>>();
   const privateKeys = new Map<string, Promise<CryptoKey | null>>();
@@ -202,9 +204,8 @@ export function createKeyRing({ config, clock, logger }: KeyDeps & { logger: Log
         return kid === key.kid ? key : null;
       }
       let row = rows.find((r) => r.kid === kid);
-      // A kid we do not know may be a key another instance made moments ago: reload, at most once a second.
-      if (!row && (db ?? loadedFrom) && clock.now().getTime() - lastReload >= MIN_RELOAD_INTERVAL_MS) {
-        await ring.reload((db ?? loadedFrom) as Database);
+      if (!row && db && clock.now().getTime() - lastReload >= MIN_RELOAD_INTERVAL_MS) {
+        await ring.reload(db);
         row = rows.find((r) => r.kid === kid);
       }
       if (!row || row.revokedAt || !isAsymmetric(row.alg)) return null;
@@ -222,7 +223,6 @@ export function createKeyRing({ config, clock, logger }: KeyDeps & { logger: Log
     },
 
     async reload(db) {
-      loadedFrom = db;
       lastReload = clock.now().getTime();
       rows = await db.select().from(signingKeys);
       for (const row of rows) {

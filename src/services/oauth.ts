@@ -43,7 +43,7 @@ export async function revokeToken(
 /** The session a token of ours belongs to. The hint only says which kind to try first (RFC 7009 §2.1). */
 async function sessionOf(ctx: ServiceContext, { token, hint }: { token: string; hint?: string }) {
   const asRefresh = async () => (await findRefreshToken(ctx, { presented: token }))?.session.id;
-  const asAccess = async () => (await ctx.tokens.verify(token))?.claims.sid;
+  const asAccess = async () => (await ctx.tokens.verify(token, { db: ctx.db }))?.claims.sid;
   const [first, second] = hint === 'access_token' ? [asAccess, asRefresh] : [asRefresh, asAccess];
   return (await first()) ?? (await second());
 }

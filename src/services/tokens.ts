@@ -7,6 +7,7 @@
 import { verify } from 'hono/jwt';
 import { SignJWT } from 'jose';
 import type { Config } from '../config';
+import type { Database } from '../db/database';
 import { MAX_USER_ID } from '../db/schema';
 import { type Clock, epochSeconds } from '../lib/clock';
 import { isUuid } from '../lib/ids';
@@ -51,7 +52,10 @@ export interface AccessTokens {
    * the key's own algorithm, `typ` at+jwt, our issuer and audience, in its time window, and no longer-lived
    * than our tokens are. Null for anything else.
    */
-  verify(token: string): Promise<VerifiedAccessToken | null>;
+  verify(
+    token: string,
+    options?: { /** where to look for a key the ring does not know yet */ db?: Database },
+  ): Promise<VerifiedAccessToken | null>;
 }
 
 export function createAccessTokens({
@@ -86,10 +90,10 @@ export function createAccessTokens({
       return { token, expiresIn: lifetime, claims };
     },
 
-    async verify(token) {
+    async verify(token, { db } = {}) {
       if (token.length > MAX_TOKEN_LENGTH) return null;
       const kid = headerKid(token);
-      const key = kid === null ? null : await keys.verificationKey(kid);
+      const key = kid === null ? null : await keys.verificationKey(kid, db);
       if (!key) return null;
       let payload: Record<string, unknown>;
       try {
