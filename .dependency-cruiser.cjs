@@ -29,6 +29,8 @@ module.exports = {
     // Storage and infrastructure.
     allowed('^src/db/', '^src/lib/', '^src/config\\.ts$'),
     allowed('^src/rate-limit/', '^src/lib/', '^src/db/', '^src/config\\.ts$'),
+    // The live view of users and sessions, and how it hears of changes.
+    allowed('^src/access/', '^src/lib/', '^src/db/', '^src/config\\.ts$'),
     // The domain: knows no HTTP.
     allowed(
       '^src/services/',
@@ -36,6 +38,7 @@ module.exports = {
       '^src/db/',
       '^src/hashing/',
       '^src/rate-limit/',
+      '^src/access/',
       '^src/config\\.ts$',
       '^src/deps\\.ts$',
     ),
@@ -47,8 +50,9 @@ module.exports = {
       '^src/docs/',
       '^src/hashing/',
       '^src/rate-limit/',
+      '^src/access/',
       '^src/config\\.ts$',
-      '^src/services/tokens\\.ts$',
+      '^src/services/(tokens|keys|users)\\.ts$',
     ),
     // HTTP: shapes, bindings, middleware, routes. Routes never reach the database but through services.
     allowed('^src/schemas/', '^src/lib/', '^src/services/'),

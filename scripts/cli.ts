@@ -4,18 +4,20 @@
  */
 import { parseArgs } from 'node:util';
 import type { z } from 'zod';
-import { parseCliConfig } from '../src/config';
+import { localOnlyBus } from '../src/access/listener';
+import { parseCliConfig, parseConfig } from '../src/config';
 import type { DatabaseHandle } from '../src/db/database';
 import { migrationStatus, ROLLBACK_TO_BASE, rollbackMigrations, runMigrations } from '../src/db/migrate';
 import { openDatabase } from '../src/db/open';
 import { createBunHasher } from '../src/hashing/bun';
 import { systemClock } from '../src/lib/clock';
-import { DescribedError, describeError } from '../src/lib/logger';
+import { createLogger, DescribedError, describeError } from '../src/lib/logger';
 import type { RequestMeta } from '../src/lib/request-meta';
 import { describeIssues } from '../src/lib/validation';
 import { deleteExpiredRateLimits } from '../src/rate-limit/stores';
 import { UserRegisterSchema } from '../src/schemas/user';
 import { importUsers, parseImportText } from '../src/services/import-users';
+import { createKeyRing, listSigningKeys, retireSigningKey, rotateSigningKey } from '../src/services/keys';
 import { deleteEndedSessions } from '../src/services/sessions';
 import { createUser, ROLES, type Role, setRoleByEmail } from '../src/services/users';
 
@@ -29,14 +31,17 @@ commands:
   set-role --email <email> --role <user|admin>
   prune                            delete ended sessions and expired rate-limit counters; safe to run from cron
   import-users --file <path|->     import the FastAPI app's users (JSON lines or a JSON array; - is stdin),
-                                   bcrypt hashes kept as they are; exit 1 when any row was rejected`;
+                                   bcrypt hashes kept as they are; exit 1 when any row was rejected
+  keys list                        the signing keys and their states (needs the service's SECRET_KEY)
+  keys rotate                      a new key: published now, signing after JWKS_MAX_AGE_SECONDS
+  keys retire <kid>                the emergency stop: every token of that key fails at once, everywhere`;
 
 const CLI_META: RequestMeta = { ip: null, userAgent: 'hono-postgres-auth cli' };
 
 class UsageError extends Error {}
 
 type Options = Record<string, string | undefined>;
-type Command = (database: DatabaseHandle, options: Options) => Promise<void>;
+type Command = (database: DatabaseHandle, options: Options, args: string[]) => Promise<void>;
 
 function required(options: Options, name: string): string {
   const value = options[name];
@@ -116,8 +121,9 @@ const COMMANDS: Record<string, Command> = {
     const email = required(options, 'email');
     const role = required(options, 'role');
     if (!ROLES.includes(role as Role)) throw new UsageError(`--role must be one of ${ROLES.join(', ')}`);
+    // Other instances hear of it from the database itself (migration 0003's triggers).
     const user = await setRoleByEmail(
-      { db: database.db, clock: systemClock },
+      { db: database.db, clock: systemClock, access: localOnlyBus() },
       { email, role: role as Role, meta: CLI_META },
     );
     console.log(`${user.email} is now ${user.role}`);
@@ -131,7 +137,45 @@ const COMMANDS: Record<string, Command> = {
   },
 
   'import-users': importUsersCommand,
+  keys: keysCommand,
 };
+
+/** `keys list | rotate | retire <kid>`: the key ring of the database, by the service's own rules (services/keys.ts). */
+async function keysCommand(database: DatabaseHandle, _options: Options, [action, kid]: string[]): Promise<void> {
+  const { config, generatedSecret } = parseConfig(process.env);
+  if (generatedSecret)
+    throw new UsageError("keys needs the service's SECRET_KEY: the private halves are sealed with it");
+  const logger = createLogger('warn', (line) => console.error(line));
+  // Other instances hear of every key change from the database itself (migration 0003's trigger).
+  const deps = {
+    config,
+    clock: systemClock,
+    logger,
+    db: database.db,
+    keys: createKeyRing({ config, clock: systemClock, logger }),
+    access: localOnlyBus(),
+  };
+  if (action === 'rotate') {
+    const rotated = await rotateSigningKey(deps);
+    console.log(`rotated: ${rotated?.kid} (published now, signs from ${rotated?.activatesAt.toISOString()})`);
+  } else if (action === 'retire') {
+    if (!kid) throw new UsageError('keys retire needs the kid of the key (see `keys list`)');
+    await retireSigningKey(deps, { kid });
+    console.log(`retired: ${kid}; every token it signed fails from now on`);
+  } else if (action !== 'list') {
+    throw new UsageError('keys takes list, rotate or retire <kid>');
+  }
+  if (config.JWT_ALGORITHM === 'HS256') {
+    console.log('JWT_ALGORITHM=HS256: tokens are signed with SECRET_KEY; no keys are kept or published');
+    return;
+  }
+  const at = (date: Date | null) => date?.toISOString() ?? '-';
+  console.log(['kid', 'alg', 'state', 'created', 'signs from', 'signed until', 'unpublished at'].join('\t'));
+  for (const key of await listSigningKeys(deps)) {
+    const when = [key.createdAt, key.activatesAt, key.signedUntil, key.unpublishAt].map(at);
+    console.log([key.kid, key.alg, key.state, ...when].join('\t'));
+  }
+}
 
 /** `import-users`: every rejected row is reported on stderr, and any rejection makes the exit status 1. */
 async function importUsersCommand(database: DatabaseHandle, options: Options): Promise<void> {
@@ -155,8 +199,9 @@ async function main(argv: string[]): Promise<number> {
     return 2;
   }
   let values: Options;
+  let positionals: string[];
   try {
-    ({ values } = parseArgs({
+    ({ values, positionals } = parseArgs({
       args: rest,
       options: {
         to: { type: 'string' },
@@ -164,6 +209,7 @@ async function main(argv: string[]): Promise<number> {
         role: { type: 'string' },
         file: { type: 'string' },
       },
+      allowPositionals: name === 'keys',
       strict: true,
     }));
   } catch (error) {
@@ -171,7 +217,7 @@ async function main(argv: string[]): Promise<number> {
   }
   const database = await openDatabase(parseCliConfig(process.env));
   try {
-    await command(database, values);
+    await command(database, values, positionals);
   } finally {
     await database.close(); // PGlite keeps the process alive until closed
   }

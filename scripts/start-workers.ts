@@ -8,11 +8,10 @@
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { ConfigSchema } from '../src/config';
+import { CONFIG_KEYS } from '../src/config';
 import { buildDocsAssets } from './build-docs-assets';
 
 const ROOT = resolve(import.meta.dir, '..');
-const CONFIG_KEYS = Object.keys(ConfigSchema.shape);
 
 await buildDocsAssets();
 

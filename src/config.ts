@@ -4,6 +4,7 @@ import { DescribedError, LOG_LEVELS } from './lib/logger';
 
 export const RATE_LIMIT_STORES = ['memory', 'postgres', 'redis'] as const;
 const MIN_SECRET_KEY_BYTES = 32; // HS256 wants a key at least as long as its 256-bit output (RFC 7518 §3.2)
+const MIN_CLIENT_SECRET_BYTES = 16; // 128 bits: not guessable online
 
 const emptyAsUndefined = (value: unknown) => (value === '' ? undefined : value);
 // The default sits inside the preprocess: outside, `PORT=` (empty, as .env files and compose leave it) would
@@ -32,13 +33,37 @@ export const CliConfigSchema = z.object({
   BCRYPT_COST: integer(MIN_BCRYPT_COST, MAX_BCRYPT_COST, 12),
 });
 
-export const ConfigSchema = CliConfigSchema.extend({
+export const JWT_ALGORITHMS = ['ES256', 'EdDSA', 'HS256'] as const;
+export type JwtAlgorithm = (typeof JWT_ALGORITHMS)[number];
+export const INVALIDATION_BUSES = ['postgres', 'redis'] as const;
+const DEFAULT_NAME = 'hono-postgres-auth';
+
+const optionalInteger = (min: number, max: number) =>
+  z.preprocess(emptyAsUndefined, z.coerce.number().int().min(min).max(max).optional());
+const optionalUrl = (protocols: RegExp, what: string) =>
+  z.preprocess(emptyAsUndefined, z.string().regex(protocols, `must be ${what}`).optional());
+
+const ConfigFields = CliConfigSchema.extend({
   NODE_ENV: z.preprocess(emptyAsUndefined, z.enum(['development', 'production', 'test']).default('development')),
   SECRET_KEY: optionalString,
-  ACCESS_TOKEN_EXPIRE_MINUTES: integer(1, 24 * 60, 30),
+  // Asymmetric by default, so other services verify tokens from the JWKS without holding a secret (API.md "Tokens").
+  JWT_ALGORITHM: z.preprocess(emptyAsUndefined, z.enum(JWT_ALGORITHMS).default('ES256')),
+  // Unset: 15 minutes under ES256/EdDSA (verifiers elsewhere honour revocation only at expiry), 30 under HS256.
+  ACCESS_TOKEN_EXPIRE_MINUTES: optionalInteger(1, 24 * 60),
   REFRESH_TOKEN_EXPIRE_DAYS: integer(1, 365, 14),
-  JWT_ISSUER: z.preprocess(emptyAsUndefined, z.string().default('hono-postgres-auth')),
-  JWT_AUDIENCE: z.preprocess(emptyAsUndefined, z.string().default('hono-postgres-auth')),
+  // Unset: PUBLIC_URL when that is set (RFC 8414 §2: the issuer is the server's URL), else the service's name.
+  JWT_ISSUER: optionalString,
+  JWT_AUDIENCE: z.preprocess(emptyAsUndefined, z.string().default(DEFAULT_NAME)),
+  JWKS_MAX_AGE_SECONDS: integer(0, 24 * 60 * 60, 300), // how long verifiers may cache the JWKS
+  KEY_ROTATION_DAYS: integer(0, 3650, 0), // rotate the signing key this often; 0 = only by `cli keys rotate`
+  PUBLIC_URL: optionalUrl(/^https?:\/\/[^\s]+$/, 'an http:// or https:// URL'),
+  PUBLIC_CLIENT_ID: z.preprocess(emptyAsUndefined, z.string().max(128).default(DEFAULT_NAME)),
+  INTROSPECTION_CLIENT_ID: optionalString,
+  INTROSPECTION_CLIENT_SECRET: optionalString,
+  // Cross-instance revocation (API.md "Revocation without a database round trip").
+  INVALIDATION_BUS: z.preprocess(emptyAsUndefined, z.enum(INVALIDATION_BUSES).default('postgres')),
+  DATABASE_LISTEN_URL: optionalUrl(/^postgres(ql)?:\/\//, 'a postgres:// or postgresql:// URL'),
+  ACCESS_VIEW_MAX_ENTRIES: integer(0, 10_000_000, 100_000), // users + sessions kept in memory; 0 = no view
   HOST: z.preprocess(emptyAsUndefined, z.string().default('0.0.0.0')),
   PORT: integer(0, 65535, 8000),
   TRUST_PROXY: flag,
@@ -70,7 +95,12 @@ export const ConfigSchema = CliConfigSchema.extend({
   RATE_LIMIT_LOGIN_FAILURES: integer(0, 1_000_000, 5), // failed logins per account before it is locked
   RATE_LIMIT_LOCKOUT_SECONDS: integer(1, 24 * 60 * 60, 15 * 60), // the failure window, and so the lockout
   RATE_LIMIT_REGISTER_PER_IP: integer(0, 1_000_000, 10), // POST /register requests per client IP per hour
-}).superRefine((config, ctx) => {
+});
+
+/** Every setting the service reads, by its environment name. */
+export const CONFIG_KEYS = Object.keys(ConfigFields.shape) as (keyof typeof ConfigFields.shape)[];
+
+export const ConfigSchema = ConfigFields.superRefine((config, ctx) => {
   const bytes = config.SECRET_KEY === undefined ? 0 : new TextEncoder().encode(config.SECRET_KEY).length;
   if (config.NODE_ENV === 'production' && bytes < MIN_SECRET_KEY_BYTES) {
     ctx.addIssue({
@@ -85,7 +115,28 @@ export const ConfigSchema = CliConfigSchema.extend({
       message: `must be at least ${MIN_SECRET_KEY_BYTES} bytes`,
     });
   }
-});
+  if ((config.INTROSPECTION_CLIENT_ID === undefined) !== (config.INTROSPECTION_CLIENT_SECRET === undefined)) {
+    ctx.addIssue({
+      code: 'custom',
+      path: [config.INTROSPECTION_CLIENT_ID === undefined ? 'INTROSPECTION_CLIENT_ID' : 'INTROSPECTION_CLIENT_SECRET'],
+      message: 'is required with INTROSPECTION_CLIENT_ID and INTROSPECTION_CLIENT_SECRET: set both or neither',
+    });
+  }
+  if (
+    config.INTROSPECTION_CLIENT_SECRET !== undefined &&
+    new TextEncoder().encode(config.INTROSPECTION_CLIENT_SECRET).length < MIN_CLIENT_SECRET_BYTES
+  ) {
+    ctx.addIssue({
+      code: 'custom',
+      path: ['INTROSPECTION_CLIENT_SECRET'],
+      message: `must be at least ${MIN_CLIENT_SECRET_BYTES} bytes`,
+    });
+  }
+}).transform((config) => ({
+  ...config,
+  ACCESS_TOKEN_EXPIRE_MINUTES: config.ACCESS_TOKEN_EXPIRE_MINUTES ?? (config.JWT_ALGORITHM === 'HS256' ? 30 : 15),
+  JWT_ISSUER: config.JWT_ISSUER ?? config.PUBLIC_URL ?? DEFAULT_NAME,
+}));
 
 export type Config = z.output<typeof ConfigSchema> & { SECRET_KEY: string };
 

@@ -1,4 +1,7 @@
 import type { Context } from 'hono';
+import type { AccessMessage } from './access/changes';
+import type { AccessChanges, AccessSink } from './access/listener';
+import { AccessView } from './access/view';
 import type { Config } from './config';
 import type { Database } from './db/database';
 import type { ReadAsset } from './docs/assets';
@@ -6,7 +9,11 @@ import type { PasswordHasher } from './hashing/hasher';
 import { type Clock, systemClock } from './lib/clock';
 import { createLogger, type Logger } from './lib/logger';
 import type { RateLimits } from './rate-limit/limits';
-import { type AccessTokens, createAccessTokens } from './services/tokens';
+import { createKeyRing, type KeyRing } from './services/keys';
+import { type AccessTokenClaims, type AccessTokens, createAccessTokens } from './services/tokens';
+import type { User } from './services/users';
+
+export type AppView = AccessView<User, AccessTokenClaims>;
 
 /**
  * Everything the app needs from its runtime, composed of small interfaces each defined in its own room.
@@ -19,8 +26,14 @@ export interface AppDeps {
   clock: Clock;
   logger: Logger;
   hasher: PasswordHasher;
-  /** Issues and verifies access tokens with the configured key, imported once. */
+  /** Issues and verifies access tokens with the key ring's keys. */
   tokens: AccessTokens;
+  /** The signing keys: the active one, the published ones, and which are revoked. */
+  keys: KeyRing;
+  /** The instance's live view of users, sessions and verified tokens (access/view.ts). */
+  view: AppView;
+  /** Where the services say they changed access, so this instance applies it before answering. */
+  access: AccessChanges;
   /** Brute-force limits on the configured store. */
   rateLimits: RateLimits;
   /** Reads the /docs and /redoc assets; each runtime knows where its files are. */
@@ -35,7 +48,9 @@ export interface Instance<H extends PasswordHasher = PasswordHasher> {
   logger: Logger;
   clock: Clock;
   hasher: H;
-  tokens: AppDeps['tokens'];
+  keys: KeyRing;
+  tokens: AccessTokens;
+  view: AppView;
 }
 
 export function createInstance<H extends PasswordHasher>(
@@ -46,14 +61,40 @@ export function createInstance<H extends PasswordHasher>(
     logger = createLogger(config.LOG_LEVEL),
   }: { hasher: H; clock?: Clock; logger?: Logger },
 ): Instance<H> {
-  return { config, logger, clock, hasher, tokens: createAccessTokens({ config, clock }) };
+  const keys = createKeyRing({ config, clock, logger });
+  const view: AppView = new AccessView(config.ACCESS_VIEW_MAX_ENTRIES, () => clock.now().getTime());
+  return { config, logger, clock, hasher, keys, tokens: createAccessTokens({ config, clock, keys }), view };
 }
 
 /** The one assembly of the app's dependencies: an instance's shared parts, on one database. */
 export function buildDeps(
   instance: Instance,
-  parts: { db: Database; rateLimits: RateLimits; readAsset: ReadAsset; remoteAddress?: AppDeps['remoteAddress'] },
+  parts: {
+    db: Database;
+    rateLimits: RateLimits;
+    access: AccessChanges;
+    readAsset: ReadAsset;
+    remoteAddress?: AppDeps['remoteAddress'];
+  },
 ): AppDeps {
-  const { config, logger, clock, hasher, tokens } = instance;
-  return { config, logger, clock, hasher, tokens, ...parts };
+  const { config, logger, clock, hasher, keys, tokens, view } = instance;
+  return { config, logger, clock, hasher, keys, tokens, view, ...parts };
+}
+
+/**
+ * What an instance does with an access change it hears of: the view forgets what it names; the key ring
+ * forgets a revoked key at once and reloads on any key change.
+ */
+export function accessSink({ view, keys, logger }: Instance, db: Database): AccessSink {
+  return {
+    apply(message: AccessMessage) {
+      view.apply(message);
+      const { change } = message;
+      if (change.kind === 'key') keys.forget(change.kid);
+      if (change.kind === 'key' || change.kind === 'keys') {
+        keys.reload(db).catch(() => logger.warn('could not reload the signing keys; the next change retries'));
+      }
+    },
+    setHealthy: (healthy) => view.setHealthy(healthy),
+  };
 }

@@ -34,6 +34,11 @@ export function configureOpenAPI(app: OpenAPIHono<AppEnv>, version: string): voi
     bearerFormat: 'JWT',
     description: 'An access token from POST /token',
   });
+  app.openAPIRegistry.registerComponent('securitySchemes', 'IntrospectionClient', {
+    type: 'http',
+    scheme: 'basic',
+    description: 'INTROSPECTION_CLIENT_ID and INTROSPECTION_CLIENT_SECRET (RFC 6749 §2.3.1), for POST /introspect',
+  });
   // Lets Swagger UI's Authorize button log in with email and password, like FastAPI's OAuth2PasswordBearer.
   app.openAPIRegistry.registerComponent('securitySchemes', 'OAuth2Password', {
     type: 'oauth2',

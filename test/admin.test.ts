@@ -259,7 +259,7 @@ describe('PATCH /users/{id}', () => {
     const admin = await loginAsAdmin(app, deps);
     const target = await loginAs(app);
     await patch(target.user.id, admin.token, { disabled: true });
-    await expectProblem(await refresh(app, target.refreshToken), 401);
+    await expectProblem(await refresh(app, target.refreshToken), 400, 'invalid-refresh-token');
   });
 
   test('re-enabling lets the user log in again', async () => {
@@ -296,7 +296,7 @@ describe('DELETE /users/{id}', () => {
     const admin = await loginAsAdmin(app, deps);
     const target = await loginAs(app);
     expect((await remove(target.user.id, admin.token)).status).toBe(204);
-    await expectProblem(await refresh(app, target.refreshToken), 401);
+    await expectProblem(await refresh(app, target.refreshToken), 400, 'invalid-refresh-token');
   });
 
   test('a deleted user cannot log in, and the email can be registered again', async () => {

@@ -193,7 +193,7 @@ describe('audit events', () => {
   test('refresh_reuse_detected when a spent refresh token comes back', async () => {
     const { user, refreshToken } = await loginAs(app);
     await refresh(app, refreshToken);
-    expect((await refresh(app, refreshToken)).status).toBe(401);
+    expect((await refresh(app, refreshToken)).status).toBe(400);
     const event = await latestEvent(user.id, 'refresh_reuse_detected');
     expect(event.details.session_id).toBe((await latestEvent(user.id, 'token_refreshed')).details.session_id);
   });

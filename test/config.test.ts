@@ -56,11 +56,31 @@ describe('parseConfig', () => {
     expect(lines.some((line) => line.includes('BCRYPT_COST'))).toBe(true);
   });
 
+  test('keeps access tokens short under an asymmetric algorithm, 30 minutes under HS256, unless told', () => {
+    expect(parseConfig({ JWT_ALGORITHM: 'EdDSA' }).config.ACCESS_TOKEN_EXPIRE_MINUTES).toBe(15);
+    expect(parseConfig({ JWT_ALGORITHM: 'HS256' }).config.ACCESS_TOKEN_EXPIRE_MINUTES).toBe(30);
+    expect(parseConfig({ ACCESS_TOKEN_EXPIRE_MINUTES: '5' }).config.ACCESS_TOKEN_EXPIRE_MINUTES).toBe(5);
+  });
+
+  test('takes the issuer from PUBLIC_URL unless JWT_ISSUER is set (RFC 8414 §2)', () => {
+    expect(parseConfig({ PUBLIC_URL: 'https://auth.example.com' }).config.JWT_ISSUER).toBe('https://auth.example.com');
+    expect(parseConfig({ PUBLIC_URL: 'https://auth.example.com', JWT_ISSUER: 'me' }).config.JWT_ISSUER).toBe('me');
+  });
+
+  test('refuses an unknown JWT_ALGORITHM and a lone introspection credential, naming each', () => {
+    expect(configError({ JWT_ALGORITHM: 'RS256' }).message).toContain('JWT_ALGORITHM');
+    expect(configError({ INTROSPECTION_CLIENT_ID: 'gateway' }).message).toContain('INTROSPECTION_CLIENT_SECRET');
+    expect(configError({ INTROSPECTION_CLIENT_ID: 'gateway', INTROSPECTION_CLIENT_SECRET: 'short' }).message).toContain(
+      'INTROSPECTION_CLIENT_SECRET must be at least 16 bytes',
+    );
+  });
+
   test('defaults every variable as API.md lists', () => {
     const { config } = parseConfig({});
     expect(config).toMatchObject({
       PGLITE_DIR: './data',
-      ACCESS_TOKEN_EXPIRE_MINUTES: 30,
+      JWT_ALGORITHM: 'ES256',
+      ACCESS_TOKEN_EXPIRE_MINUTES: 15,
       REFRESH_TOKEN_EXPIRE_DAYS: 14,
       JWT_ISSUER: 'hono-postgres-auth',
       JWT_AUDIENCE: 'hono-postgres-auth',

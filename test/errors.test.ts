@@ -5,6 +5,7 @@ import type { DatabaseHandle } from '../src/db/database';
 import { rowsOf } from '../src/db/rows';
 import type { PasswordHasher } from '../src/hashing/hasher';
 import { createLogger } from '../src/lib/logger';
+import { PROBLEMS, type ProblemCode, problemType } from '../src/lib/problems';
 import {
   bearer,
   createTestApp,
@@ -347,4 +348,14 @@ describe('GET /ready', () => {
       }
       expect((await app.request('/ready')).status).toBe(200);
     }));
+});
+
+describe('the problem catalogue', () => {
+  test('every problem type is in the README table, so clients can look up what each means', async () => {
+    const readme = await Bun.file(new URL('../README.md', import.meta.url)).text();
+    const missing = (Object.keys(PROBLEMS) as ProblemCode[])
+      .map(problemType)
+      .filter((type) => type !== 'about:blank' && !readme.includes(`| \`${type}\` |`));
+    expect(missing).toEqual([]);
+  });
 });

@@ -1,16 +1,18 @@
 import { eq } from 'drizzle-orm';
 import { scratchDatabase, scratchPglite } from '../scripts/lib/scratch-database';
+import { type AccessBus, type AccessSink, localOnlyBus, startAccessBus } from '../src/access/listener';
 import { createApp } from '../src/app';
 import { type Config, parseConfig } from '../src/config';
-import type { DatabaseHandle } from '../src/db/database';
+import type { Database, DatabaseHandle } from '../src/db/database';
 import { users } from '../src/db/schema';
-import { type AppDeps, buildDeps, createInstance } from '../src/deps';
+import { type AppDeps, accessSink, buildDeps, createInstance } from '../src/deps';
 import { readAssetFromNodeModules } from '../src/docs/read-node-modules';
 import { createBunHasher } from '../src/hashing/bun';
 import type { Clock } from '../src/lib/clock';
 import { createLogger } from '../src/lib/logger';
 import { createRateLimitStore } from '../src/rate-limit/stores';
 import type { UserPublic } from '../src/schemas/user';
+import { createKeyRing, ensureSigningKey } from '../src/services/keys';
 
 export const TEST_DATABASE_URL = process.env.TEST_DATABASE_URL || undefined;
 /**
@@ -53,6 +55,8 @@ export async function closeTestDatabase(): Promise<void> {
   if (!database) return;
   const { handle, drop } = await database;
   database = undefined;
+  await (await listener)?.stop();
+  listener = undefined;
   await handle.close();
   await drop();
   await sharedHasher?.close();
@@ -75,10 +79,24 @@ async function serverDatabase(url: string | undefined): Promise<TestDatabase> {
 export async function ownDatabase(prefix: string): Promise<TestDatabase> {
   if (!TEST_DATABASE_URL) {
     const handle = await scratchPglite();
+    await ensureTestSigningKey(handle.db);
     return { handle, drop: async () => {} };
   }
   const scratch = await scratchDatabase(prefix, { adminUrl: TEST_DATABASE_URL, migrate: 'in-process' });
-  return { handle: await scratch.open(), url: scratch.url, drop: scratch.drop };
+  const handle = await scratch.open();
+  await ensureTestSigningKey(handle.db);
+  return { handle, url: scratch.url, drop: scratch.drop };
+}
+
+/**
+ * The database's signing key, active since the epoch: every test app runs on a clock of its own, frozen when it
+ * was made, and each must find the key active on its clock (a rotation test makes its own keys).
+ */
+async function ensureTestSigningKey(db: Database): Promise<void> {
+  const config = testConfig();
+  const clock = { now: () => new Date(0) };
+  const logger = createLogger('silent');
+  await ensureSigningKey({ config, clock, logger, db, keys: createKeyRing({ config, clock, logger }) });
 }
 
 export type TestClock = Clock & { advance(ms: number): void };
@@ -114,6 +132,15 @@ export function testConfig(overrides: Record<string, string> = {}): Config {
 
 let sharedHasher: ReturnType<typeof createBunHasher> | undefined;
 
+/** The one bcrypt pool of the test process (cost 4), shared by every app it makes. */
+export function testHasher() {
+  // Normal priority, unlike a server's hash workers (idle priority, so a login flood yields to requests):
+  // here the test is the request, and on a busy machine idle-priority workers would wait behind every
+  // other process. What a test measures never depends on the priority (bun-hasher.test.ts checks it).
+  sharedHasher ??= createBunHasher({ cost: testConfig().BCRYPT_COST, lowPriority: false });
+  return sharedHasher;
+}
+
 /**
  * An app on the test database with real bcrypt (cost 4), a fixed config and a controllable clock. Its rate
  * limits are built from the config as the runtime builds them (RATE_LIMIT_STORE=redis connects to Redis:
@@ -129,20 +156,52 @@ export async function createTestApp(
     return remoteTestApp(TEST_BASE_URL);
   }
   const config = testConfig(env);
-  // Normal priority, unlike a server's hash workers (idle priority, so a login flood yields to requests):
-  // here the test is the request, and on a busy machine idle-priority workers would wait behind every
-  // other process. What a test measures never depends on the priority (bun-hasher.test.ts checks it).
-  sharedHasher ??= createBunHasher({ cost: config.BCRYPT_COST, lowPriority: false });
   const clock = (depOverrides.clock as TestClock | undefined) ?? createTestClock();
   const testDb = (await testDatabase()).db;
   const logger = depOverrides.logger ?? createLogger(config.LOG_LEVEL);
-  const instance = createInstance(config, { hasher: sharedHasher, clock, logger });
+  const instance = createInstance(config, { hasher: testHasher(), clock, logger });
+  await instance.keys.reload(testDb);
+  const sink = accessSink(instance, testDb);
+  await listenForAccessChanges(sink);
   const rateLimitStore = await createRateLimitStore(config, { db: testDb, logger, clock });
   const deps: AppDeps = {
-    ...buildDeps(instance, { db: testDb, rateLimits: rateLimitStore.rateLimits, readAsset: readAssetFromNodeModules }),
+    ...buildDeps(instance, {
+      db: testDb,
+      // Like an instance of its own: it applies its changes at once, and hears the other apps' (and every
+      // other write's) through the test database's one listener.
+      access: localOnlyBus(sink),
+      rateLimits: rateLimitStore.rateLimits,
+      readAsset: readAssetFromNodeModules,
+    }),
     ...depOverrides,
   };
   return { app: createApp(deps), deps, clock, closeRateLimits: rateLimitStore.close };
+}
+
+// Every app of the test process shares one database, so one listener serves all their views, as one per
+// instance does in production: each app's sink hears every change.
+const sinks = new Set<AccessSink>();
+let listenerHealthy = false;
+let listener: Promise<AccessBus> | undefined;
+
+async function listenForAccessChanges(sink: AccessSink): Promise<void> {
+  sinks.add(sink);
+  listener ??= testDatabase().then((handle) =>
+    startAccessBus(testConfig(), handle, {
+      logger: createLogger('silent'),
+      sink: {
+        apply: (message) => {
+          for (const each of sinks) each.apply(message);
+        },
+        setHealthy: (healthy) => {
+          listenerHealthy = healthy;
+          for (const each of sinks) each.setHealthy(healthy);
+        },
+      },
+    }),
+  );
+  await listener;
+  sink.setHealthy(listenerHealthy);
 }
 
 export type TestApp = ReturnType<typeof createApp>;
@@ -303,6 +362,20 @@ export async function expectUnauthorized(res: Response, challenge = 'Bearer erro
     throw new Error(`expected WWW-Authenticate: ${challenge}, got ${res.headers.get('WWW-Authenticate')}`);
   }
   return body;
+}
+
+/**
+ * A change written straight to the database (not through the service) reaches the view through the
+ * database's own NOTIFY, a moment after it commits: allowed a second (API.md), polled briefly.
+ */
+export async function expectUnauthorizedSoon(request: () => Promise<Response> | Response) {
+  const deadline = Date.now() + 1_000;
+  let res = await request();
+  while (res.status !== 401 && Date.now() < deadline) {
+    await Bun.sleep(10);
+    res = await request();
+  }
+  await expectUnauthorized(res);
 }
 
 export interface TokenBody {

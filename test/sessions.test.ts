@@ -6,6 +6,7 @@ import {
   createTestApp,
   expectProblem,
   expectUnauthorized,
+  expectUnauthorizedSoon,
   json,
   login,
   loginAs,
@@ -43,8 +44,10 @@ async function expectRefreshed(refreshToken: string, on: TestApp = app): Promise
   return json<TokenBody>(res);
 }
 
+/** RFC 6749 §5.2: a refresh token that is not good is a 400 invalid_grant (the problem carries the `error`). */
 async function expectRefreshRefused(refreshToken: string, on: TestApp = app) {
-  await expectProblem(await refresh(on, refreshToken), 401, 'invalid-refresh-token');
+  const problem = await expectProblem(await refresh(on, refreshToken), 400, 'invalid-refresh-token');
+  expect((problem as { error?: string }).error).toBe('invalid_grant');
 }
 
 async function listSessions(token: string): Promise<SessionBody[]> {
@@ -188,8 +191,8 @@ describe('refresh grant', () => {
   test('rejects an access token whose session row no longer exists', async () => {
     const { token } = await loginAs(app);
     const id = await currentSessionId(token);
-    await deps.db.delete(sessions).where(eq(sessions.id, id));
-    await expectUnauthorized(await me(token));
+    await deps.db.delete(sessions).where(eq(sessions.id, id)); // outside the service: heard within the bound
+    await expectUnauthorizedSoon(() => me(token));
   });
 });
 

@@ -18,7 +18,7 @@ export interface RuntimeCommand {
 const DENO_PERMISSIONS = ['--allow-env', '--allow-net', '--allow-read', '--allow-write', '--allow-sys'];
 
 /** wrangler's own line once the Worker is loaded and served: `[wrangler:info] Ready on http://127.0.0.1:8787`. */
-const wranglerReadyLine = (line: string): string | undefined => /\bReady on (https?:\/\/\S+)/.exec(line)?.[1];
+export const wranglerReadyLine = (line: string): string | undefined => /\bReady on (https?:\/\/\S+)/.exec(line)?.[1];
 
 export const RUNTIMES = {
   bun: { command: ['bun', 'src/runtimes/bun.ts'], readyLine: listeningLine, alwaysAnnounces: false },

@@ -8,11 +8,10 @@ import { cpSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { PGlite } from '@electric-sql/pglite';
-import { drizzle } from 'drizzle-orm/pglite';
+import { pgliteHandle } from '../../src/db/client-pglite';
 import { createPostgresClient, createPostgresDb } from '../../src/db/client-postgres';
 import type { Database, DatabaseHandle } from '../../src/db/database';
 import { runMigrations } from '../../src/db/migrate';
-import * as schema from '../../src/db/schema';
 import { runOrThrow } from './processes';
 
 /** In process (runMigrations), or `bun scripts/cli.ts migrate` in a child process. */
@@ -145,10 +144,4 @@ export async function scratchPglite(options: { migrate?: boolean } = {}): Promis
     client = (await (await template).clone()) as PGlite;
   }
   return pgliteHandle(client);
-}
-
-/** As src/db/client-pglite.ts wraps its client (that one opens its own: memory or a directory). */
-function pgliteHandle(client: PGlite): DatabaseHandle {
-  const db = drizzle({ client, schema, casing: 'snake_case' }) as unknown as Database;
-  return { db, driver: 'pglite', close: () => client.close() };
 }

@@ -28,18 +28,23 @@ export async function createPgliteDb(dataDir?: string): Promise<DatabaseHandle> 
     release();
     throw error;
   }
-  const db = drizzle({ client, schema, casing: 'snake_case' }) as unknown as Database;
+  const handle = pgliteHandle(client);
   return {
-    db,
-    driver: 'pglite',
+    ...handle,
     close: async () => {
       try {
-        await client.close();
+        await handle.close();
       } finally {
         release();
       }
     },
   };
+}
+
+/** A PGlite client as the app uses one: Drizzle over it, the client itself for LISTEN, and how to close it. */
+export function pgliteHandle(client: PGlite): Extract<DatabaseHandle, { driver: 'pglite' }> {
+  const db = drizzle({ client, schema, casing: 'snake_case' }) as unknown as Database;
+  return { db, driver: 'pglite', client, close: () => client.close() };
 }
 
 function acquireDirLock(dir: string): () => void {

@@ -1,3 +1,4 @@
+import type { PGlite } from '@electric-sql/pglite';
 import type { PgDatabase, PgQueryResultHKT } from 'drizzle-orm/pg-core';
 import type * as schema from './schema';
 
@@ -8,4 +9,4 @@ export type Database = PgDatabase<PgQueryResultHKT, typeof schema>;
 export type DatabaseHandle = {
   db: Database;
   close(): Promise<void>;
-} & ({ driver: 'postgres'; url: string } | { driver: 'pglite' });
+} & ({ driver: 'postgres'; url: string } | { driver: 'pglite' /** for LISTEN, in process */; client: PGlite });

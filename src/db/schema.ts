@@ -13,6 +13,7 @@ import {
   uniqueIndex,
   uuid,
 } from 'drizzle-orm/pg-core';
+import type { PublicJwk } from '../lib/key-crypto';
 
 export const ROLES = ['user', 'admin'] as const;
 /** users.id is a PostgreSQL `integer`: anything larger is not an id of ours (and would fail the query). */
@@ -62,6 +63,10 @@ export const sessions = pgTable(
     revokedAt: timestamptz(),
     userAgent: text(),
     ip: text(),
+    /** How the session's user proved who they are (RFC 8176 values: `pwd`, `otp`, `webauthn`); tokens carry it. */
+    amr: text().array().notNull().default(sql`'{pwd}'::text[]`),
+    /** The OAuth client the session was started for (RFC 9068 `client_id`); the service's own when none named one. */
+    clientId: text(),
   },
   (t) => [index('sessions_user_id_idx').on(t.userId)],
 );
@@ -120,6 +125,24 @@ export const auditEvents = pgTable(
 export type Session = typeof sessions.$inferSelect;
 export type RefreshToken = typeof refreshTokens.$inferSelect;
 export type AuditEventRow = typeof auditEvents.$inferSelect;
+
+/**
+ * The keys access tokens are signed with (ES256 or EdDSA; none under HS256). The public half is published in
+ * the JWKS from `createdAt`; the key signs from `activatesAt` until a newer key activates; it stays published
+ * until the last token it signed has expired. `revokedAt` is the emergency stop: its tokens fail at once.
+ * The private half is stored encrypted (AES-256-GCM, key derived from SECRET_KEY with HKDF; services/keys.ts).
+ */
+export const signingKeys = pgTable('signing_keys', {
+  kid: text().primaryKey(),
+  alg: text().notNull(),
+  publicJwk: jsonb().$type<PublicJwk>().notNull(),
+  privateKey: text().notNull(),
+  createdAt: timestamptz().notNull().defaultNow(),
+  activatesAt: timestamptz().notNull(),
+  revokedAt: timestamptz(),
+});
+
+export type SigningKeyRow = typeof signingKeys.$inferSelect;
 
 /**
  * Rate-limit counters when RATE_LIMIT_STORE=postgres, written by rate-limiter-flexible's RateLimiterDrizzle

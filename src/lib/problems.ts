@@ -25,7 +25,17 @@ interface ProblemSpec {
   /** No semantics beyond the status code: `type` is `about:blank`. */
   plain?: true;
   headers?: Record<string, string>;
+  /** RFC 6749 §5.2 `error`, for the token endpoint's clients (problem+json keeps it as an extension member). */
+  oauthError?: OAuthError;
 }
+
+/** RFC 6749 §5.2 and RFC 7009/7662 error codes the token endpoints answer with. */
+export type OAuthError =
+  | 'invalid_request'
+  | 'invalid_client'
+  | 'invalid_grant'
+  | 'unauthorized_client'
+  | 'unsupported_grant_type';
 
 export const PROBLEMS = {
   // Protocol-level: the status says it all.
@@ -38,7 +48,12 @@ export const PROBLEMS = {
 
   // Input.
   validation: { status: 422, detail: 'The request is invalid' },
-  'unsupported-grant-type': { status: 400, detail: 'grant_type must be "password" or "refresh_token"' },
+  'invalid-request': { status: 400, detail: 'The request is missing a parameter', oauthError: 'invalid_request' },
+  'unsupported-grant-type': {
+    status: 400,
+    detail: 'grant_type must be "password" or "refresh_token"',
+    oauthError: 'unsupported_grant_type',
+  },
 
   // Credentials. The two 401s of the bearer check carry the RFC 6750 challenge; the login failure is the
   // original app's answer, the same for an unknown email and a wrong password.
@@ -52,11 +67,20 @@ export const PROBLEMS = {
     status: 401,
     detail: 'Incorrect email or password',
     headers: { 'WWW-Authenticate': BEARER_CHALLENGE },
+    oauthError: 'invalid_grant',
   },
+  // RFC 6749 §5.2: a refresh token that is not (or no longer) good is a 400 invalid_grant.
   'invalid-refresh-token': {
-    status: 401,
+    status: 400,
     detail: 'Invalid or expired refresh token',
-    headers: { 'WWW-Authenticate': INVALID_TOKEN_CHALLENGE },
+    oauthError: 'invalid_grant',
+  },
+  // RFC 6749 §5.2 / RFC 7662 §2.1: the introspection caller failed to authenticate.
+  'invalid-client': {
+    status: 401,
+    detail: 'Client authentication failed',
+    headers: { 'WWW-Authenticate': 'Basic realm="introspection", Bearer' },
+    oauthError: 'invalid_client',
   },
   'wrong-password': { status: 400, detail: 'The current password is incorrect' },
   forbidden: { status: 403, detail: 'You are not allowed to do this' },
@@ -80,6 +104,11 @@ export const PROBLEMS = {
   },
   timeout: { status: 503, detail: 'The request took too long; try again shortly', headers: RETRY_SOON },
   'not-configured': { status: 503, detail: 'The service is not configured', headers: { 'Retry-After': '60' } },
+  'no-signing-key': {
+    status: 503,
+    detail: 'The service cannot sign tokens now: no signing key opens with its SECRET_KEY',
+    headers: { 'Retry-After': '60' },
+  },
 } as const satisfies Record<string, ProblemSpec>;
 
 export type ProblemCode = keyof typeof PROBLEMS;
@@ -94,6 +123,8 @@ export interface FieldError {
 export interface ProblemOptions {
   /** Instead of the catalogue's sentence: the specific limit, resource or field that failed. */
   detail?: string;
+  /** RFC 6749 §5.2 `error`, where the catalogue has none for this code (a 422 on a token endpoint). */
+  oauthError?: OAuthError;
   /** Added to (and overriding) the catalogue's headers, e.g. `Retry-After` with the real wait. */
   headers?: Record<string, string>;
   /** 422 only: one entry per invalid field. */
@@ -146,8 +177,11 @@ export function problemBody(code: ProblemCode, options: ProblemOptions = {}) {
     status,
     detail: options.detail ?? PROBLEMS[code].detail,
     ...(options.errors ? { errors: options.errors } : {}),
+    ...oauthMember(options.oauthError ?? (PROBLEMS[code] as ProblemSpec).oauthError),
   };
 }
+
+const oauthMember = (error: OAuthError | undefined) => (error ? { error } : {});
 
 /** The whole response for a problem: body, status, content type and the catalogue's headers. */
 export function problemResponse(code: ProblemCode, options: ProblemOptions = {}): Response {

@@ -1,13 +1,11 @@
 import { createRoute } from '@hono/zod-openapi';
-import { AppError } from '../lib/problems';
 import { requireAuth } from '../middleware/auth';
 import { limitByClientIp } from '../middleware/rate-limit';
 import { BEARER_SECURITY, NO_STORE } from '../schemas/common';
 import { BAD_BODY, problemResponses, UNAUTHENTICATED, UNAVAILABLE } from '../schemas/problem';
 import { LogoutQuerySchema } from '../schemas/session';
-import { TokenRequestSchema, TokenSchema, toTokenResponse } from '../schemas/token';
 import { toUserPublic, UserPublicSchema, UserRegisterSchema } from '../schemas/user';
-import { loginWithPassword, logout, refreshTokens } from '../services/auth';
+import { logout } from '../services/auth';
 import { createUser } from '../services/users';
 import { createRouter } from './router';
 
@@ -23,41 +21,6 @@ export const registerRoute = createRoute({
   responses: {
     201: { description: 'The new user', content: { 'application/json': { schema: UserPublicSchema } } },
     ...problemResponses(...BAD_BODY, 'email-taken', 'rate-limited', ...UNAVAILABLE),
-  },
-});
-
-export const tokenRoute = createRoute({
-  method: 'post',
-  path: '/token',
-  tags: ['auth'],
-  summary: 'Log in, or refresh a token pair (OAuth2)',
-  description:
-    'Password grant (RFC 6749 §4.3): `username` (the email) and `password`, urlencoded or multipart; sets ' +
-    '`last_login_time` and starts a session. The 401 is identical for an unknown email and a wrong password.\n\n' +
-    'Refresh grant (§6): `grant_type=refresh_token` and `refresh_token`; the token is spent and a new pair ' +
-    'returned. Presenting a spent refresh token ends its whole session (RFC 9700 §4.14.2).\n\n' +
-    'Rate limited per client IP, and per account after repeated failed logins from any IP (429 with ' +
-    '`Retry-After`; a successful login resets the account count).',
-  middleware: [limitByClientIp('loginPerIp')] as const,
-  request: {
-    body: {
-      required: true,
-      content: {
-        'application/x-www-form-urlencoded': { schema: TokenRequestSchema },
-        'multipart/form-data': { schema: TokenRequestSchema },
-      },
-    },
-  },
-  responses: {
-    200: { description: 'A token pair', content: { 'application/json': { schema: TokenSchema } } },
-    ...problemResponses(
-      ...BAD_BODY,
-      'unsupported-grant-type',
-      'invalid-credentials',
-      'invalid-refresh-token',
-      'rate-limited',
-      ...UNAVAILABLE,
-    ),
   },
 });
 
@@ -78,17 +41,6 @@ export const authRoutes = createRouter()
     const { email, password } = c.req.valid('json');
     const user = await createUser(c.var.ctx, { email, password, meta: c.var.meta });
     return c.json(toUserPublic(user), 201, NO_STORE);
-  })
-  .openapi(tokenRoute, async (c) => {
-    const form = c.req.valid('form');
-    const { ctx, meta } = c.var;
-    if (form.grant_type === 'refresh_token') {
-      const pair = await refreshTokens(ctx, { refreshToken: form.refresh_token ?? '', meta });
-      return c.json(toTokenResponse(pair), 200, NO_STORE);
-    }
-    if (form.grant_type !== undefined && form.grant_type !== 'password') throw new AppError('unsupported-grant-type');
-    const pair = await loginWithPassword(ctx, { username: form.username ?? '', password: form.password ?? '', meta });
-    return c.json(toTokenResponse(pair), 200, NO_STORE);
   })
   .openapi(logoutRoute, async (c) => {
     const { ctx, user, claims, meta } = c.var;

@@ -4,16 +4,18 @@
  * supplies only what differs: how to serve, exit and hear signals.
  */
 import type { Context } from 'hono';
+import { startAccessBus } from '../access/listener';
 import { createApp } from '../app';
 import { type Config, ConfigError, parseConfig } from '../config';
 import type { DatabaseHandle } from '../db/database';
 import { runMigrations } from '../db/migrate';
 import { openDatabase } from '../db/open';
-import { buildDeps, createInstance } from '../deps';
+import { accessSink, buildDeps, createInstance } from '../deps';
 import type { ReadAsset } from '../docs/assets';
 import type { PasswordHasher } from '../hashing/hasher';
 import { createLogger, describeError, type Logger } from '../lib/logger';
 import { createRateLimitStore } from '../rate-limit/stores';
+import { ensureSigningKey, startKeyMaintenance } from '../services/keys';
 
 export interface RuntimeParts {
   createHasher(cost: number): PasswordHasher & { close(): Promise<void> };
@@ -28,7 +30,7 @@ export interface Service {
   config: Config;
   logger: Logger;
   database: DatabaseHandle;
-  /** Releases the hasher, the rate-limit store and the database, in that order. */
+  /** Releases the hasher, the access listener, the rate-limit store and the database, in that order. */
   close(): Promise<void>;
 }
 
@@ -43,17 +45,25 @@ export async function bootstrap(env: Record<string, unknown>, parts: RuntimePart
   try {
     await runMigrations(database, parts.migrationsFolder);
     const instance = createInstance(config, { hasher: parts.createHasher(config.BCRYPT_COST), logger });
-    const rateLimitStore = await createRateLimitStore(config, { db: database.db, logger, clock: instance.clock });
+    const { db } = database;
+    const access = await startAccessBus(config, database, { sink: accessSink(instance, db), logger });
+    const keyDeps = { ...instance, db, access };
+    await ensureSigningKey(keyDeps);
+    const maintenance = startKeyMaintenance(keyDeps);
+    const rateLimitStore = await createRateLimitStore(config, { db, logger, clock: instance.clock });
     const app = createApp(
       buildDeps(instance, {
-        db: database.db,
+        db,
+        access,
         rateLimits: rateLimitStore.rateLimits,
         readAsset: parts.readAsset,
         remoteAddress: parts.remoteAddress,
       }),
     );
     const close = async () => {
+      maintenance.stop();
       await instance.hasher.close();
+      await access.stop();
       await rateLimitStore.close();
       await database.close();
     };

@@ -14,6 +14,7 @@
  * Without a usable configuration every request answers 503 problem+json saying what is missing.
  */
 import type { ExecutionContext } from 'hono';
+import { localOnlyBus } from '../access/listener';
 import { createApp } from '../app';
 import { ConfigError, parseConfig } from '../config';
 import { createPostgresDb } from '../db/client-postgres';
@@ -24,6 +25,7 @@ import { DescribedError } from '../lib/logger';
 import { problemResponse } from '../lib/problems';
 import type { RateLimits } from '../rate-limit/limits';
 import { createRateLimitStore } from '../rate-limit/stores';
+import { ensureSigningKey } from '../services/keys';
 
 /** The bindings this Worker reads (wrangler.toml, `wrangler secret put`, `.dev.vars`). */
 export interface WorkersEnv {
@@ -41,7 +43,13 @@ interface Isolate {
   databaseUrl: string;
   /** RATE_LIMIT_STORE=memory only: per isolate, so it must outlive the request. */
   memoryLimits?: Promise<RateLimits>;
+  /** When the key ring was last read from the database (ms); keys are ensured on the first request. */
+  keysLoadedAt?: number;
 }
+
+// An isolate has no listener, so it learns of new keys by reading them; a retired key is refused by the
+// bearer check's own query at once, this only bounds how long a successor takes to sign here.
+const KEYS_RELOAD_MS = 5_000;
 
 const ASSET_ORIGIN = 'https://assets.invalid'; // the ASSETS binding ignores the host; only the path matters
 
@@ -112,9 +120,21 @@ export default {
           (store) => store.rateLimits,
         );
       if (config.RATE_LIMIT_STORE === 'memory') shared.memoryLimits ??= limits();
+      // No listener can keep a view current here: the view stays unhealthy (every lookup reads the database)
+      // and only the verified-token cache is used, per isolate; changes made here apply here at once.
+      const access = localOnlyBus(instance.view);
+      const now = clock.now().getTime();
+      if (shared.keysLoadedAt === undefined) {
+        await ensureSigningKey({ ...instance, db: database.db, access });
+        shared.keysLoadedAt = now;
+      } else if (now - shared.keysLoadedAt > KEYS_RELOAD_MS) {
+        await instance.keys.reload(database.db);
+        shared.keysLoadedAt = now;
+      }
       const app = createApp(
         buildDeps(instance, {
           db: database.db,
+          access,
           rateLimits: await (shared.memoryLimits ?? limits()),
           readAsset: readAssetFrom(env.ASSETS),
           // Set by Cloudflare's edge from the connection; a client cannot forge it.

@@ -2,6 +2,13 @@ import { z } from '@hono/zod-openapi';
 import type { TokenPair } from '../services/auth';
 
 const MAX_FORM_FIELD_LENGTH = 1024;
+
+/** RFC 6749 Appendix A.1: client_id is printable ASCII; ours are names like `hono-postgres-auth`. */
+export const ClientIdSchema = z
+  .string()
+  .min(1)
+  .max(128)
+  .regex(/^[\x20-\x7e]+$/, 'client_id must be printable ASCII');
 export const GRANT_TYPES = ['password', 'refresh_token'] as const;
 
 const required = (ctx: z.core.$RefinementCtx, field: string) =>
@@ -37,6 +44,9 @@ export const TokenRequestSchema = z
       .optional()
       .openapi({ description: 'Refresh grant: the refresh token from the last response' }),
     scope: z.string().max(MAX_FORM_FIELD_LENGTH).optional(),
+    client_id: ClientIdSchema.optional().openapi({
+      description: 'The OAuth client asking (RFC 6749 §2.3.1); the token carries it. Public clients send no secret.',
+    }),
   })
   .superRefine((form, ctx) => {
     if (form.grant_type === undefined || form.grant_type === 'password') {

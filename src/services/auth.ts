@@ -2,6 +2,8 @@
  * Logging in and out: the password grant, the refresh grant, logout, ending a session, and the bearer check
  * every authenticated request runs. Handlers parse and respond; the rules live here.
  */
+import { inAccessTransaction } from '../access/transaction';
+import { epochSeconds } from '../lib/clock';
 import { normalizeEmail } from '../lib/email';
 import { isAcceptablePassword } from '../lib/password-policy';
 import { AppError } from '../lib/problems';
@@ -9,7 +11,7 @@ import type { RequestMeta } from '../lib/request-meta';
 import { consumeLimit, resetLimit } from '../rate-limit/limits';
 import { recordAudit } from './audit';
 import type { ServiceContext } from './context';
-import { revokeAllSessions, revokeSession, rotateRefreshToken, type Session, startSession } from './sessions';
+import { isLive, revokeAllSessions, revokeSession, rotateRefreshToken, type Session, startSession } from './sessions';
 import type { AccessTokenClaims } from './tokens';
 import { findUserByEmail, recordLogin, type User } from './users';
 
@@ -22,10 +24,15 @@ export interface TokenPair {
 }
 
 async function tokenPair(
-  { tokens }: Pick<ServiceContext, 'tokens'>,
+  { tokens, config }: Pick<ServiceContext, 'tokens' | 'config'>,
   { user, session, refreshToken }: { user: User; session: Session; refreshToken: string },
 ): Promise<TokenPair> {
-  const { token, expiresIn } = await tokens.issue({ userId: user.id, sessionId: session.id });
+  const { token, expiresIn } = await tokens.issue({
+    userId: user.id,
+    sessionId: session.id,
+    amr: session.amr,
+    clientId: session.clientId ?? config.PUBLIC_CLIENT_ID,
+  });
   return { accessToken: token, expiresIn, refreshToken };
 }
 
@@ -37,7 +44,17 @@ async function tokenPair(
  */
 export async function loginWithPassword(
   ctx: ServiceContext,
-  { username, password, meta }: { username: string; password: string; meta: RequestMeta },
+  {
+    username,
+    password,
+    clientId,
+    meta,
+  }: {
+    username: string;
+    password: string /** RFC 6749 §4.3 `client_id`, if the client sent one */;
+    clientId?: string;
+    meta: RequestMeta;
+  },
 ): Promise<TokenPair> {
   const email = normalizeEmail(username);
   await consumeLimit(ctx, 'loginFailures', email);
@@ -57,10 +74,10 @@ export async function loginWithPassword(
     throw new AppError('invalid-credentials');
   }
   await resetLimit(ctx, 'loginFailures', email);
-  const started = await ctx.db.transaction(async (tx) => {
-    await recordLogin({ db: tx }, { userId: user.id, at: ctx.clock.now() });
-    await recordAudit({ db: tx }, { event: 'login_succeeded', meta, userId: user.id });
-    return startSession({ ...ctx, db: tx }, { userId: user.id, meta });
+  const started = await inAccessTransaction(ctx, async (scope) => {
+    await recordLogin(scope, { userId: user.id, at: ctx.clock.now() });
+    await recordAudit(scope, { event: 'login_succeeded', meta, userId: user.id });
+    return startSession({ ...ctx, db: scope.db }, { userId: user.id, meta, amr: ['pwd'], clientId: clientId ?? null });
   });
   return tokenPair(ctx, { user, ...started });
 }
@@ -78,11 +95,11 @@ export async function logout(
   ctx: ServiceContext,
   { userId, sessionId, all, meta }: { userId: number; sessionId: string; all: boolean; meta: RequestMeta },
 ): Promise<void> {
-  await ctx.db.transaction(async (tx) => {
-    const scoped = { ...ctx, db: tx };
+  await inAccessTransaction(ctx, async (scope) => {
+    const scoped = { ...scope, clock: ctx.clock };
     if (all) await revokeAllSessions(scoped, { userId });
     else await revokeSession(scoped, { userId, sessionId });
-    await recordAudit(scoped, { event: 'logout', meta, userId, actorId: userId, details: { all } });
+    await recordAudit(scope, { event: 'logout', meta, userId, actorId: userId, details: { all } });
   });
 }
 
@@ -91,10 +108,9 @@ export async function endSession(
   ctx: ServiceContext,
   { userId, sessionId, meta }: { userId: number; sessionId: string; meta: RequestMeta },
 ): Promise<void> {
-  const ended = await ctx.db.transaction(async (tx) => {
-    const scoped = { ...ctx, db: tx };
-    if (!(await revokeSession(scoped, { userId, sessionId }))) return false;
-    await recordAudit(scoped, {
+  const ended = await inAccessTransaction(ctx, async (scope) => {
+    if (!(await revokeSession({ ...scope, clock: ctx.clock }, { userId, sessionId }))) return false;
+    await recordAudit(scope, {
       event: 'session_revoked',
       meta,
       userId,
@@ -108,14 +124,33 @@ export async function endSession(
 
 /**
  * The user and claims behind a bearer token: a token that is ours and current, whose session is live and
- * whose user exists and is enabled; null for anything else.
+ * whose user exists and is enabled; null for anything else. A token seen before costs a map lookup instead
+ * of a signature check; its user and session come from the view while the view can answer, from the
+ * database otherwise (access/view.ts says when).
  */
 export async function authenticateBearer(
-  ctx: Pick<ServiceContext, 'tokens' | 'authLookup' | 'clock'>,
+  { tokens, view, authLookup, clock, db }: Pick<ServiceContext, 'tokens' | 'view' | 'authLookup' | 'clock' | 'db'>,
   token: string,
+  { fresh = false }: { /** decide from the database alone (introspection) */ fresh?: boolean } = {},
 ): Promise<{ user: User; claims: AccessTokenClaims } | null> {
-  const claims = await ctx.tokens.verify(token);
-  if (!claims) return null;
-  const user = await ctx.authLookup({ userId: Number(claims.sub), sessionId: claims.sid, now: ctx.clock.now() });
-  return user ? { user, claims } : null;
+  let verified = fresh ? undefined : view.verifiedToken(token, epochSeconds(clock));
+  if (!verified) {
+    const checked = await tokens.verify(token, { db });
+    if (!checked) return null;
+    verified = { ...checked, exp: checked.claims.exp };
+    view.rememberToken(token, verified);
+  }
+  const { claims, kid } = verified;
+  const userId = Number(claims.sub);
+  let found = fresh ? undefined : view.lookup(userId, claims.sid);
+  if (!found) {
+    const ticket = view.ticket();
+    const { row, keyRevoked } = await authLookup({ userId, sessionId: claims.sid, kid });
+    if (keyRevoked) return null;
+    view.fill(ticket, userId, claims.sid, row);
+    found = row ?? { user: undefined, session: null };
+  }
+  const { user, session } = found;
+  if (!user || user.disabled || !isLive(session, clock.now())) return null;
+  return { user, claims };
 }

@@ -7,7 +7,7 @@ import { type AuthLookup, createAuthLookup } from './sessions';
  * Services take `(ctx, input)` with named fields, and ask only for the parts of ctx they use.
  */
 export interface ServiceContext extends AppDeps {
-  /** The bearer check's one query, prepared on this app's database. */
+  /** The bearer check's database read, prepared on this app's database (when the view cannot answer). */
   authLookup: AuthLookup;
   /** A real bcrypt hash at the configured cost, so an unknown email costs one verify like a known one. */
   dummyHash(): Promise<string>;

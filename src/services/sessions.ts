@@ -4,9 +4,12 @@
  * so ending the row ends them at once.
  */
 import { and, desc, eq, gt, isNull, lte, or, type SQL, sql } from 'drizzle-orm';
+import type { AccessChanges } from '../access/listener';
+import { type AccessScope, inAccessTransaction } from '../access/transaction';
+import type { LookupRow } from '../access/view';
 import type { Config } from '../config';
 import type { Database } from '../db/database';
-import { refreshTokens, type Session, sessions, type User, users } from '../db/schema';
+import { refreshTokens, type Session, sessions, signingKeys, type User, users } from '../db/schema';
 import type { Clock } from '../lib/clock';
 import { constantTimeEqual, randomToken, sha256 } from '../lib/crypto';
 import { UUID_PATTERN } from '../lib/ids';
@@ -56,7 +59,17 @@ export async function deleteEndedSessions(
  */
 export async function startSession(
   { db, clock, config }: SessionDeps & { config: Pick<Config, 'REFRESH_TOKEN_EXPIRE_DAYS'> },
-  { userId, meta }: { userId: number; meta: RequestMeta },
+  {
+    userId,
+    meta,
+    amr,
+    clientId,
+  }: {
+    userId: number;
+    meta: RequestMeta;
+    amr: string[] /** null: the service's own public client */;
+    clientId: string | null;
+  },
 ) {
   const now = clock.now();
   await deleteEndedSessions({ db, clock }, { userId });
@@ -69,6 +82,8 @@ export async function startSession(
       expiresAt: new Date(now.getTime() + config.REFRESH_TOKEN_EXPIRE_DAYS * DAY_MS),
       userAgent: meta.userAgent,
       ip: meta.ip,
+      amr,
+      clientId,
     })
     .returning();
   if (!session) throw new Error('session insert returned no row');
@@ -78,18 +93,13 @@ export async function startSession(
 const invalidRefreshToken = () => new AppError('invalid-refresh-token');
 
 /**
- * Spends a refresh token and returns the next one of its family (RFC 9700 §4.14.2 rotation). A token that
- * was already spent means it leaked, or a client raced itself: the whole family is revoked (§4.14.2 reuse
- * detection), which ends the attacker's and the victim's copies alike.
+ * The refresh token presented, with its session and user, when its secret matches (in constant time);
+ * null for anything else. Says nothing about whether it is spent or its session live.
  */
-export async function rotateRefreshToken(
-  { db, clock }: SessionDeps,
-  { presented, meta }: { presented: string; meta: RequestMeta },
-): Promise<{ user: User; session: Session; refreshToken: string }> {
+export async function findRefreshToken({ db }: { db: Database }, { presented }: { presented: string }) {
   const match = REFRESH_TOKEN.exec(presented);
-  if (!match) throw invalidRefreshToken();
+  if (!match) return null;
   const [, tokenId, secret] = match as unknown as [string, string, string];
-  const now = clock.now();
   const [found] = await db
     .select({ token: refreshTokens, session: sessions, user: users })
     .from(refreshTokens)
@@ -97,9 +107,24 @@ export async function rotateRefreshToken(
     .innerJoin(users, eq(users.id, sessions.userId))
     .where(eq(refreshTokens.id, tokenId))
     .limit(1);
-  if (!found || !constantTimeEqual(found.token.secretHash, await sha256(secret))) throw invalidRefreshToken();
+  if (!found || !constantTimeEqual(found.token.secretHash, await sha256(secret))) return null;
+  return found;
+}
+
+/**
+ * Spends a refresh token and returns the next one of its family (RFC 9700 §4.14.2 rotation). A token that
+ * was already spent means it leaked, or a client raced itself: the whole family is revoked (§4.14.2 reuse
+ * detection), which ends the attacker's and the victim's copies alike.
+ */
+export async function rotateRefreshToken(
+  { db, clock, access }: SessionDeps & { access: AccessChanges },
+  { presented, meta }: { presented: string; meta: RequestMeta },
+): Promise<{ user: User; session: Session; refreshToken: string }> {
+  const found = await findRefreshToken({ db }, { presented });
+  if (!found) throw invalidRefreshToken();
   const { token, session, user } = found;
-  if (session.revokedAt || session.expiresAt <= now || user.disabled) throw invalidRefreshToken();
+  const now = clock.now();
+  if (!isLive(session, now) || user.disabled) throw invalidRefreshToken();
 
   const rotated = await db.transaction(async (tx) => {
     // Conditional on spent_at being null, so of two concurrent uses exactly one wins.
@@ -117,12 +142,15 @@ export async function rotateRefreshToken(
     return issueRefreshToken(tx, session.id);
   });
   if (rotated === null) {
-    await db.transaction(async (tx) => {
-      await tx.update(sessions).set({ revokedAt: now }).where(eq(sessions.id, session.id));
-      await recordAudit(
-        { db: tx },
-        { event: 'refresh_reuse_detected', meta, userId: user.id, details: { session_id: session.id } },
-      );
+    await inAccessTransaction({ db, access }, async (scope) => {
+      await scope.db.update(sessions).set({ revokedAt: now }).where(eq(sessions.id, session.id));
+      scope.changed({ kind: 'session', sessionId: session.id, userId: user.id });
+      await recordAudit(scope, {
+        event: 'refresh_reuse_detected',
+        meta,
+        userId: user.id,
+        details: { session_id: session.id },
+      });
     });
     throw invalidRefreshToken();
   }
@@ -131,7 +159,7 @@ export async function rotateRefreshToken(
 
 /** Revokes one of the user's live sessions; false when there is no such live session of theirs. */
 export async function revokeSession(
-  { db, clock }: SessionDeps,
+  { db, clock, changed }: AccessScope & { clock: Clock },
   { userId, sessionId }: { userId: number; sessionId: string },
 ): Promise<boolean> {
   const revoked = await db
@@ -139,17 +167,36 @@ export async function revokeSession(
     .set({ revokedAt: clock.now() })
     .where(and(eq(sessions.id, sessionId), eq(sessions.userId, userId), isNull(sessions.revokedAt)))
     .returning({ id: sessions.id });
+  for (const { id } of revoked) changed({ kind: 'session', sessionId: id, userId });
   return revoked.length > 0;
 }
 
 /** Revokes every live session of the user: all their refresh tokens and access tokens stop working. */
-export async function revokeAllSessions({ db, clock }: SessionDeps, { userId }: { userId: number }): Promise<number> {
+export async function revokeAllSessions(
+  { db, clock, changed }: AccessScope & { clock: Clock },
+  { userId }: { userId: number },
+): Promise<number> {
   const revoked = await db
     .update(sessions)
     .set({ revokedAt: clock.now() })
     .where(and(eq(sessions.userId, userId), isNull(sessions.revokedAt)))
     .returning({ id: sessions.id });
+  for (const { id } of revoked) changed({ kind: 'session', sessionId: id, userId });
   return revoked.length;
+}
+
+/** Revokes the session a token belongs to, whoever's it is (RFC 7009: the token is the credential). */
+export async function revokeSessionById(
+  { db, clock, changed }: AccessScope & { clock: Clock },
+  { sessionId }: { sessionId: string },
+): Promise<{ userId: number } | null> {
+  const [revoked] = await db
+    .update(sessions)
+    .set({ revokedAt: clock.now() })
+    .where(and(eq(sessions.id, sessionId), isNull(sessions.revokedAt)))
+    .returning({ userId: sessions.userId });
+  if (revoked) changed({ kind: 'session', sessionId, userId: revoked.userId });
+  return revoked ?? null;
 }
 
 /** The user's sessions that can still be refreshed, most recently used first. */
@@ -161,23 +208,44 @@ export async function listLiveSessions({ db, clock }: SessionDeps, { userId }: {
     .orderBy(desc(sessions.lastUsedAt));
 }
 
-/** The user behind an access token, by its `sub` and `sid`: one round trip, two primary-key lookups. */
-export type AuthLookup = (input: { userId: number; sessionId: string; now: Date }) => Promise<User | null>;
+/**
+ * What the database says about an access token's user and session: one round trip, two primary-key lookups
+ * and the key check. `row` is null when the session does not exist for that user (it ended and was deleted,
+ * or never was); `keyRevoked` says the token's signing key was retired (the session itself may live on).
+ */
+export type AuthLookup = (input: {
+  userId: number;
+  sessionId: string;
+  kid: string;
+}) => Promise<{ row: LookupRow<User>; keyRevoked: boolean }>;
 
-/** Prepared once per database (createApp builds one): every authenticated request runs it. */
+/** Prepared once per database (createApp builds one): every bearer request the view cannot answer runs it. */
 export function createAuthLookup(db: Database): AuthLookup {
   const query = db
-    .select({ user: users, session: { revokedAt: sessions.revokedAt, expiresAt: sessions.expiresAt } })
+    .select({
+      user: users,
+      session: {
+        userId: sessions.userId,
+        revokedAt: sessions.revokedAt,
+        expiresAt: sessions.expiresAt,
+        amr: sessions.amr,
+        clientId: sessions.clientId,
+      },
+      // An instance without a listener (Workers, or one whose listener is down) learns of a retired key here.
+      keyRevoked: sql<boolean>`exists (select 1 from ${signingKeys} where ${signingKeys.kid} = ${sql.placeholder('kid')} and ${signingKeys.revokedAt} is not null)`,
+    })
     .from(users)
     .innerJoin(sessions, and(eq(sessions.id, sql.placeholder('sessionId')), eq(sessions.userId, users.id)))
     .where(eq(users.id, sql.placeholder('userId')))
     .limit(1)
     .prepare('auth_lookup');
-  // The user, if the token's session is still live and the user enabled: what makes logout, password change,
-  // disabling and deleting take effect at once.
-  return async ({ userId, sessionId, now }) => {
-    const [row] = await query.execute({ userId, sessionId });
-    if (!row || row.user.disabled || row.session.revokedAt !== null || row.session.expiresAt <= now) return null;
-    return row.user;
+  return async ({ userId, sessionId, kid }) => {
+    const [found] = await query.execute({ userId, sessionId, kid });
+    if (!found) return { row: null, keyRevoked: false };
+    return { row: { user: found.user, session: found.session }, keyRevoked: found.keyRevoked };
   };
 }
+
+/** Whether a session row, as the view or the database has it, still grants access at `now`. */
+export const isLive = (session: { revokedAt: Date | null; expiresAt: Date } | null, now: Date): boolean =>
+  session !== null && session.revokedAt === null && session.expiresAt > now;

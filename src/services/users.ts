@@ -1,5 +1,7 @@
 /** Accounts: registration, lookup, password change and the admin's changes, each audited in its transaction. */
 import { and, asc, count, eq, ilike, sql } from 'drizzle-orm';
+import type { AccessChanges } from '../access/listener';
+import { type AccessScope, inAccessTransaction } from '../access/transaction';
 import type { Database } from '../db/database';
 import { MAX_USER_ID, ROLES, type Role, type User, users } from '../db/schema';
 import type { PasswordHasher } from '../hashing/hasher';
@@ -64,11 +66,12 @@ export async function findUserByEmail({ db }: { db: Database }, { email }: { ema
 }
 
 /** Sets last_login_time, never moving it backwards when logins of one user race. */
-export async function recordLogin({ db }: { db: Database }, { userId, at }: { userId: number; at: Date }) {
+export async function recordLogin({ db, changed }: AccessScope, { userId, at }: { userId: number; at: Date }) {
   await db
     .update(users)
     .set({ lastLoginTime: sql`greatest(${users.lastLoginTime}, ${at.toISOString()}::timestamptz)` })
     .where(eq(users.id, userId));
+  changed({ kind: 'user', userId }); // GET /users/me shows it
 }
 
 /**
@@ -76,7 +79,7 @@ export async function recordLogin({ db }: { db: Database }, { userId, at }: { us
  * session: all earlier tokens stop working.
  */
 export async function changePassword(
-  { db, hasher, clock }: { db: Database; hasher: PasswordHasher; clock: Clock },
+  { db, hasher, clock, access }: { db: Database; hasher: PasswordHasher; clock: Clock; access: AccessChanges },
   input: { user: User; currentPassword: string; newPassword: string; meta: RequestMeta },
 ): Promise<void> {
   const { user, meta } = input;
@@ -87,19 +90,17 @@ export async function changePassword(
     isAcceptablePassword(input.currentPassword) && (await hasher.verify(input.currentPassword, user.passwordHash));
   if (!matches) throw new AppError('wrong-password');
   const passwordHash = await hasher.hash(input.newPassword);
-  await db.transaction(async (tx) => {
-    await tx.update(users).set({ passwordHash }).where(eq(users.id, user.id));
-    const sessionsRevoked = await revokeAllSessions({ db: tx, clock }, { userId: user.id });
-    await recordAudit(
-      { db: tx },
-      {
-        event: 'password_changed',
-        meta,
-        userId: user.id,
-        actorId: user.id,
-        details: { sessions_revoked: sessionsRevoked },
-      },
-    );
+  await inAccessTransaction({ db, access }, async (scope) => {
+    await scope.db.update(users).set({ passwordHash }).where(eq(users.id, user.id));
+    scope.changed({ kind: 'user', userId: user.id });
+    const sessionsRevoked = await revokeAllSessions({ ...scope, clock }, { userId: user.id });
+    await recordAudit(scope, {
+      event: 'password_changed',
+      meta,
+      userId: user.id,
+      actorId: user.id,
+      details: { sessions_revoked: sessionsRevoked },
+    });
   });
 }
 
@@ -133,11 +134,12 @@ const isEnabledAdmin = (user: User) => user.role === 'admin' && !user.disabled;
 
 /** Changes role and/or disabled. Disabling ends every session of the user at once. */
 export async function updateUser(
-  { db, clock }: { db: Database; clock: Clock },
+  { db, clock, access }: { db: Database; clock: Clock; access: AccessChanges },
   input: { userId: number; changes: { role?: Role; disabled?: boolean }; actorId: number | null; meta: RequestMeta },
 ): Promise<User> {
   const { userId, changes, meta } = input;
-  return db.transaction(async (tx) => {
+  return inAccessTransaction({ db, access }, async (scope) => {
+    const tx = scope.db;
     const [user] = await tx.select().from(users).where(eq(users.id, userId)).for('update');
     if (!user) throw userNotFound();
     const next = { ...user, ...changes };
@@ -147,12 +149,13 @@ export async function updateUser(
       .set({ role: next.role, disabled: next.disabled })
       .where(eq(users.id, userId))
       .returning();
+    scope.changed({ kind: 'user', userId });
     const audit = { meta, userId, actorId: input.actorId };
     if (next.role !== user.role) {
       await recordAudit({ db: tx }, { ...audit, event: 'role_changed', details: { from: user.role, to: next.role } });
     }
     if (next.disabled && !user.disabled) {
-      const sessionsRevoked = await revokeAllSessions({ db: tx, clock }, { userId });
+      const sessionsRevoked = await revokeAllSessions({ ...scope, clock }, { userId });
       await recordAudit(
         { db: tx },
         { ...audit, event: 'user_disabled', details: { sessions_revoked: sessionsRevoked } },
@@ -165,21 +168,22 @@ export async function updateUser(
 
 /** Deletes the user; their sessions go with them (ON DELETE CASCADE), so their tokens stop working at once. */
 export async function deleteUser(
-  { db }: { db: Database },
+  { db, access }: { db: Database; access: AccessChanges },
   { userId, actorId, meta }: { userId: number; actorId: number | null; meta: RequestMeta },
 ): Promise<void> {
-  await db.transaction(async (tx) => {
+  await inAccessTransaction({ db, access }, async ({ db: tx, changed }) => {
     const [user] = await tx.select().from(users).where(eq(users.id, userId)).for('update');
     if (!user) throw userNotFound();
     if (isEnabledAdmin(user)) await assertAnotherEnabledAdmin(tx, user.id);
-    await tx.delete(users).where(eq(users.id, userId));
+    await tx.delete(users).where(eq(users.id, userId)); // its sessions go with it (ON DELETE CASCADE)
+    changed({ kind: 'user', userId });
     await recordAudit({ db: tx }, { event: 'user_deleted', meta, userId, actorId, details: { email: user.email } });
   });
 }
 
 /** For the CLI (no acting user): sets the role of the user with this email. */
 export async function setRoleByEmail(
-  ctx: { db: Database; clock: Clock },
+  ctx: { db: Database; clock: Clock; access: AccessChanges },
   { email, role, meta }: { email: string; role: Role; meta: RequestMeta },
 ): Promise<User> {
   const user = await findUserByEmail(ctx, { email });
