@@ -49,6 +49,7 @@ module.exports = {
       '^src/rate-limit/',
       '^src/config\\.ts$',
       '^src/services/tokens\\.ts$',
+      '^src/services/admin-bootstrap\\.ts$',
     ),
     // HTTP: shapes, bindings, middleware, routes. Routes never reach the database but through services.
     allowed('^src/schemas/', '^src/lib/', '^src/services/'),

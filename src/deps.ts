@@ -6,6 +6,7 @@ import type { PasswordHasher } from './hashing/hasher';
 import { type Clock, systemClock } from './lib/clock';
 import { createLogger, type Logger } from './lib/logger';
 import type { RateLimits } from './rate-limit/limits';
+import type { AdminBootstrap } from './services/admin-bootstrap';
 import { type AccessTokens, createAccessTokens } from './services/tokens';
 
 /**
@@ -27,6 +28,8 @@ export interface AppDeps {
   readAsset: ReadAsset;
   /** The peer address of the request's connection, where the runtime exposes it. */
   remoteAddress?: (c: Context) => string | undefined;
+  /** The one-time path to the first admin, open while a service on the embedded database has none. */
+  adminBootstrap?: AdminBootstrap;
 }
 
 /** What one process (or one Workers isolate) builds once and every request shares. */
@@ -52,7 +55,7 @@ export function createInstance<H extends PasswordHasher>(
 /** The one assembly of the app's dependencies: an instance's shared parts, on one database. */
 export function buildDeps(
   instance: Instance,
-  parts: { db: Database; rateLimits: RateLimits; readAsset: ReadAsset; remoteAddress?: AppDeps['remoteAddress'] },
+  parts: Pick<AppDeps, 'db' | 'rateLimits' | 'readAsset' | 'remoteAddress' | 'adminBootstrap'>,
 ): AppDeps {
   const { config, logger, clock, hasher, tokens } = instance;
   return { config, logger, clock, hasher, tokens, ...parts };

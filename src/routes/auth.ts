@@ -6,7 +6,7 @@ import { BEARER_SECURITY, NO_STORE } from '../schemas/common';
 import { BAD_BODY, problemResponses, UNAUTHENTICATED, UNAVAILABLE } from '../schemas/problem';
 import { LogoutQuerySchema } from '../schemas/session';
 import { TokenRequestSchema, TokenSchema, toTokenResponse } from '../schemas/token';
-import { toUserPublic, UserPublicSchema, UserRegisterSchema } from '../schemas/user';
+import { NEW_USER_EXAMPLE, toUserPublic, UserPublicSchema, UserRegisterSchema } from '../schemas/user';
 import { loginWithPassword, logout, refreshTokens } from '../services/auth';
 import { createUser } from '../services/users';
 import { createRouter } from './router';
@@ -14,6 +14,7 @@ import { createRouter } from './router';
 export const registerRoute = createRoute({
   method: 'post',
   path: '/register',
+  operationId: 'register',
   tags: ['auth'],
   summary: 'Create an account',
   description:
@@ -21,7 +22,10 @@ export const registerRoute = createRoute({
   middleware: [limitByClientIp('registerPerIp')] as const,
   request: { body: { required: true, content: { 'application/json': { schema: UserRegisterSchema } } } },
   responses: {
-    201: { description: 'The new user', content: { 'application/json': { schema: UserPublicSchema } } },
+    201: {
+      description: 'The new user',
+      content: { 'application/json': { schema: UserPublicSchema, example: NEW_USER_EXAMPLE } },
+    },
     ...problemResponses(...BAD_BODY, 'email-taken', 'rate-limited', ...UNAVAILABLE),
   },
 });
@@ -29,6 +33,7 @@ export const registerRoute = createRoute({
 export const tokenRoute = createRoute({
   method: 'post',
   path: '/token',
+  operationId: 'token',
   tags: ['auth'],
   summary: 'Log in, or refresh a token pair (OAuth2)',
   description:
@@ -64,6 +69,7 @@ export const tokenRoute = createRoute({
 export const logoutRoute = createRoute({
   method: 'post',
   path: '/logout',
+  operationId: 'logout',
   tags: ['auth'],
   summary: 'End this session, or every session with ?all=true',
   description: 'The access token used and its refresh-token family stop working at once.',
