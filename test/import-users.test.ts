@@ -159,6 +159,22 @@ describe('importUsers (in process)', () => {
     expect(new Set(report.imported.map((u) => u.id)).size).toBe(7);
   });
 
+  test('reports progress after each committed batch', async () => {
+    const rows = Array.from({ length: 7 }, () => referenceRow(uniqueEmail('progress'), PASSLIB_2B.hash));
+    const progress: { done: number; total: number }[] = [];
+    await importUsers(deps, {
+      inputs: parseImportText(jsonLines([...rows, 'not an object'])),
+      meta: CLI_META,
+      batchSize: 3,
+      onProgress: (step) => progress.push(step),
+    });
+    expect(progress).toEqual([
+      { done: 3, total: 7 },
+      { done: 6, total: 7 },
+      { done: 7, total: 7 },
+    ]);
+  });
+
   test('a truncated JSON array is refused as a whole', () => {
     expect(parseImportText('[1, 2')).toEqual([{ line: 1, error: 'The input starts with [ but is not a JSON array' }]);
   });
@@ -190,7 +206,8 @@ describe('bun run cli import-users (a real process, its own PGlite)', () => {
     async () => {
       writeFileSync(file, jsonLines(good));
       const { code, stdout, stderr } = await cli(['import-users', '--file', file]);
-      expect({ code, stderr }).toEqual({ code: 0, stderr: '' });
+      // Not a terminal: one progress line per batch on stderr, nothing else there.
+      expect({ code, stderr }).toEqual({ code: 0, stderr: 'importing: 2 of 2 valid rows written\n' });
       expect(stdout).toContain('imported 2, skipped 0 already registered, rejected 0');
 
       // Log in through the app, on the database the CLI wrote (this process opens it after the CLI exited).
