@@ -1,8 +1,9 @@
 import { describe, expect, test } from 'bun:test';
+import { readFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { ConfigError, parseConfig } from '../src/config';
+import { ConfigError, ConfigSchema, parseConfig } from '../src/config';
 
 const KEY_32_BYTES = 'k'.repeat(32);
 
@@ -115,5 +116,36 @@ describe('bun src/runtimes/bun.ts', () => {
     } finally {
       await rm(dataDir, { recursive: true, force: true });
     }
+  });
+});
+
+describe('every setting is documented', () => {
+  const ROOT = join(import.meta.dir, '..');
+  const keys = Object.keys(ConfigSchema.shape);
+  const example = readFileSync(join(ROOT, '.env.example'), 'utf8');
+  /** `KEY=value` lines of .env.example, commented out or not. */
+  const exampleEntries = Object.fromEntries(
+    [...example.matchAll(/^#? ?([A-Z][A-Z0-9_]*)=(.*)$/gm)].map(([, key, value]) => [key, value]),
+  );
+
+  test('.env.example names every setting of ConfigSchema, and nothing else', () => {
+    expect(keys.length).toBeGreaterThan(15);
+    expect(Object.keys(exampleEntries).sort()).toEqual([...keys].sort());
+  });
+
+  test('the values .env.example shows are valid (so uncommenting one never breaks the start)', () => {
+    const { DATABASE_URL: _unset, ...values } = exampleEntries;
+    expect(() => parseConfig(values)).not.toThrow();
+    expect(() => parseConfig(exampleEntries)).not.toThrow();
+  });
+
+  test("the README's Configuration table names every setting", () => {
+    const readme = readFileSync(join(ROOT, 'README.md'), 'utf8');
+    const section = readme.slice(
+      readme.indexOf('## Configuration'),
+      readme.indexOf('\n## ', readme.indexOf('## Configuration') + 1),
+    );
+    const missing = keys.filter((key) => !new RegExp(`^\\|[^\\n]*\`${key}\``, 'm').test(section));
+    expect(missing).toEqual([]);
   });
 });
