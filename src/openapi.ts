@@ -77,6 +77,24 @@ const swaggerPage = `<!doctype html>
   </body>
 </html>`;
 
+type OpenAPIDocument = ReturnType<OpenAPIHono<AppEnv>['getOpenAPI31Document']>;
+
+/**
+ * Swagger UI labels an array schema whose items are a bare `$ref` as `array<any>` (SessionsPublic was). In
+ * OpenAPI 3.1 (JSON Schema 2020-12) a `$ref` may have siblings, so each such item also says its type.
+ */
+function typedArrayItems(document: OpenAPIDocument): OpenAPIDocument {
+  const schemas = (document.components?.schemas ?? {}) as Record<string, { type?: unknown; items?: unknown }>;
+  for (const schema of Object.values(schemas)) {
+    const items = schema.items as { $ref?: string } | undefined;
+    const target = items?.$ref?.replace('#/components/schemas/', '');
+    if (schema.type === 'array' && target && Object.keys(items ?? {}).length === 1) {
+      schema.items = { ...items, type: schemas[target]?.type };
+    }
+  }
+  return document;
+}
+
 /** /openapi.json (OpenAPI 3.1 from the zod route definitions), Swagger UI at /docs, ReDoc at /redoc. */
 export function configureOpenAPI(app: OpenAPIHono<AppEnv>, version: string): void {
   // OAuth2's password flow, like FastAPI's OAuth2PasswordBearer: a client that knows OpenAPI (and Swagger UI)
@@ -88,16 +106,23 @@ export function configureOpenAPI(app: OpenAPIHono<AppEnv>, version: string): voi
       'as `Authorization: Bearer <access_token>`. No client id or secret is needed.',
     flows: { password: { tokenUrl: '/token', refreshUrl: '/token', scopes: {} } },
   });
-  app.doc31(OPENAPI_PATH, {
-    openapi: '3.1.0',
-    info: {
-      title: TITLE,
-      version,
-      description:
-        'User authentication: register, OAuth2 password login, JWT bearer tokens. ' +
-        'Every error is `application/problem+json` (RFC 9457): branch on `type`, show `detail`.',
-    },
-    tags: TAGS,
+  // Built once, on the first request (every route is registered by then), instead of on every request.
+  let document: ReturnType<typeof app.getOpenAPI31Document> | undefined;
+  app.get(OPENAPI_PATH, (c) => {
+    document ??= typedArrayItems(
+      app.getOpenAPI31Document({
+        openapi: '3.1.0',
+        info: {
+          title: TITLE,
+          version,
+          description:
+            'User authentication: register, OAuth2 password login, JWT bearer tokens. ' +
+            'Every error is `application/problem+json` (RFC 9457): branch on `type`, show `detail`.',
+        },
+        tags: TAGS,
+      }),
+    );
+    return c.json(document);
   });
 
   for (const page of ['/docs', '/redoc']) {

@@ -128,10 +128,10 @@ describe('operations', () => {
     }
   });
 
-  test('SessionsPublic is an array of the named SessionPublic', () => {
+  test('SessionsPublic is an array of the named SessionPublic, its items typed beside the $ref (for Swagger UI)', () => {
     expect(doc.components.schemas.SessionsPublic).toEqual({
       type: 'array',
-      items: { $ref: '#/components/schemas/SessionPublic' },
+      items: { $ref: '#/components/schemas/SessionPublic', type: 'object' },
     });
   });
 
