@@ -8,6 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { buildBinary } from '../scripts/build-binary';
 import { createPostgresClient } from '../src/db/client-postgres';
+import { runCommand } from './helpers';
 import {
   expectAuthFlow,
   expectDocs,
@@ -95,21 +96,8 @@ describe('the single binary, alone in an empty directory', () => {
 
 describe('the single binary carries the CLI', () => {
   /** Runs the copied binary to completion in its directory, with `input` on stdin. */
-  async function runBinary(args: string[], env: Record<string, string> = {}, input?: string) {
-    const proc = Bun.spawn([join(runDir, BINARY), ...args], {
-      cwd: runDir,
-      env: { PATH: process.env.PATH, HOME: process.env.HOME, BCRYPT_COST: '4', ...env },
-      stdin: input === undefined ? 'ignore' : new Blob([input]),
-      stdout: 'pipe',
-      stderr: 'pipe',
-    });
-    const [stdout, stderr, code] = await Promise.all([
-      new Response(proc.stdout).text(),
-      new Response(proc.stderr).text(),
-      proc.exited,
-    ]);
-    return { stdout, stderr, code };
-  }
+  const runBinary = (args: string[], env: Record<string, string> = {}, input?: string) =>
+    runCommand([join(runDir, BINARY), ...args], { cwd: runDir, env: { BCRYPT_COST: '4', ...env }, input });
 
   test.each([
     ['--help', 'cli <command>'],

@@ -8,7 +8,7 @@ import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync,
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { buildClient, CLIENT_DIR } from '../scripts/build-client';
-import { TEST_BASE_URL, testDatabaseUrl } from './helpers';
+import { runCommand, TEST_BASE_URL, testDatabaseUrl } from './helpers';
 import { SERVER_TEST_TIMEOUT_MS, startServer } from './server-process';
 
 const ROOT = join(import.meta.dir, '..');
@@ -25,20 +25,7 @@ function readmeSnippet(): string {
   return block;
 }
 
-async function run(cmd: string[], cwd: string) {
-  const proc = Bun.spawn(cmd, {
-    cwd,
-    stdout: 'pipe',
-    stderr: 'pipe',
-    env: { PATH: process.env.PATH, HOME: process.env.HOME },
-  });
-  const [stdout, stderr, code] = await Promise.all([
-    new Response(proc.stdout).text(),
-    new Response(proc.stderr).text(),
-    proc.exited,
-  ]);
-  return { stdout, stderr, code };
-}
+const run = (cmd: string[], cwd: string) => runCommand(cmd, { cwd });
 
 /** The consumer's type check: strict, and the package's own declarations checked too (no skipLibCheck). */
 const typecheck = () => run([join(ROOT, 'node_modules/.bin/tsc'), '-p', consumer], consumer);

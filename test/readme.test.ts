@@ -7,7 +7,7 @@ import { describe, expect, test } from 'bun:test';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { TEST_BASE_URL } from './helpers';
+import { runCommand, TEST_BASE_URL } from './helpers';
 import { SERVER_TEST_TIMEOUT_MS, startServer } from './server-process';
 
 const ROOT = join(import.meta.dir, '..');
@@ -52,17 +52,10 @@ describe('README.md', () => {
           .replaceAll('curl -s ', 'curl -sSf ')
           .replace(/^xdg-open .*$/m, 'true');
         expect(script).toContain('create-admin');
-        const proc = Bun.spawn(['bash', '-euo', 'pipefail', '-c', script], {
+        const { stdout, stderr, code } = await runCommand(['bash', '-euo', 'pipefail', '-c', script], {
           cwd: ROOT,
-          env: { PATH: process.env.PATH, HOME: process.env.HOME, PGLITE_DIR: dir, BCRYPT_COST: '4' },
-          stdout: 'pipe',
-          stderr: 'pipe',
+          env: { PGLITE_DIR: dir, BCRYPT_COST: '4' },
         });
-        const [stdout, stderr, code] = await Promise.all([
-          new Response(proc.stdout).text(),
-          new Response(proc.stderr).text(),
-          proc.exited,
-        ]);
         // `bun run` echoes the script it runs (`$ bun scripts/cli.ts …`); nothing else may reach stderr.
         const complaints = stderr.split('\n').filter((line) => line && !line.startsWith('$ '));
         expect({ code, complaints }).toEqual({ code: 0, complaints: [] });
