@@ -41,7 +41,8 @@ const TAGS = [
 /**
  * Swagger UI's password-flow dialog also offers a client id, a client secret and where to send them, none of
  * which this service uses (it is its own public client): they are hidden, and the login sends neither
- * (by default Swagger UI would send `Authorization: Basic` with an empty id and secret).
+ * (by default Swagger UI would send `Authorization: Basic` with an empty id and secret). So is its text
+ * about choosing scopes: there are none.
  */
 const SWAGGER_UI_PLUGIN = `() => ({
   statePlugins: { auth: { wrapActions: { authorizePassword: (authorize) => (auth) =>
@@ -49,7 +50,8 @@ const SWAGGER_UI_PLUGIN = `() => ({
 })`;
 const SWAGGER_UI_STYLE = `.auth-container .wrapper:has(> label[for="password_type"]),
 .auth-container .wrapper:has(> label[for^="client_id"]),
-.auth-container .wrapper:has(> label[for^="client_secret"]) { display: none; }`;
+.auth-container .wrapper:has(> label[for^="client_secret"]),
+.auth-container .scope-def { display: none; }`;
 
 const swaggerPage = `<!doctype html>
 <html lang="en">

@@ -56,7 +56,7 @@ describe.skipIf(!existsSync(CHROMIUM) && !process.env.CI)('/docs in Chromium', (
   });
 
   test(
-    'the Authorize dialog has one scheme, asking for username and password and nothing else',
+    'the Authorize dialog has one scheme, asking for username and password and nothing else (no client, no scopes)',
     async () => {
       await page.click('.btn.authorize');
       const dialog = page.locator('.modal-ux');
@@ -64,7 +64,7 @@ describe.skipIf(!existsSync(CHROMIUM) && !process.env.CI)('/docs in Chromium', (
       expect(await dialog.locator('.auth-container').count()).toBe(1);
       expect(await dialog.locator('#oauth_username').isVisible()).toBe(true);
       expect(await dialog.locator('#oauth_password').isVisible()).toBe(true);
-      for (const hidden of ['#password_type', 'input[id^="client_id"]', 'input[id^="client_secret"]']) {
+      for (const hidden of ['#password_type', 'input[id^="client_id"]', 'input[id^="client_secret"]', '.scope-def']) {
         expect(await dialog.locator(hidden).isVisible(), hidden).toBe(false);
       }
     },
