@@ -2,6 +2,7 @@ import { afterAll, describe, expect, test } from 'bun:test';
 import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { describeDatabase } from '../src/runtimes/bootstrap';
 import { TEST_PASSWORD, testDatabaseUrl, uniqueEmail } from './helpers';
 import { expectAuthFlow } from './runtime-process';
 import { SERVER_TEST_TIMEOUT_MS, spawnProject, startServer } from './server-process';
@@ -91,6 +92,15 @@ async function startWithBanner(env: Record<string, string>) {
 }
 
 describe('the start banner', () => {
+  test('names the database without its password', () => {
+    const url = 'postgres://app:s3cret-pw@db.internal:5432/auth?sslmode=require&password=other-pw';
+    const named = describeDatabase({ DATABASE_URL: url, PGLITE_DIR: './data' });
+    expect(named).toBe('PostgreSQL at postgres://app@db.internal:5432/auth');
+    expect(describeDatabase({ DATABASE_URL: undefined, PGLITE_DIR: '/var/lib/hpa' })).toBe(
+      'PGlite (embedded) in /var/lib/hpa',
+    );
+  });
+
   test(
     'names the URL, /docs and the database on stderr, also at LOG_LEVEL=warn, while stdout stays JSON',
     async () => {

@@ -44,9 +44,9 @@ export async function createAdminThroughService({
   const file = readAdminBootstrapFile(dir);
   if (!file) {
     throw new DescribedError(
-      `${locked.message}. That service offers no first-admin bootstrap (${adminBootstrapPath(dir)} is absent), ` +
-        'so an admin exists already: log in as one and promote a user with PATCH /users/{id} {"role":"admin"}, ' +
-        'or stop the service and run this again',
+      `${locked.message}. It offers no first-admin bootstrap (${adminBootstrapPath(dir)} is absent): either ` +
+        'an admin exists already, so log in as one and promote a user with PATCH /users/{id} {"role":"admin"}, ' +
+        'or that process is not the service; stop it and run this again',
     );
   }
   const res = await post(file, { token: file.token, ...admin });

@@ -127,10 +127,11 @@ function localUrl(listening: string, loopback: string): string {
 }
 
 /** The database, as the banner names it: never a password. */
-function describeDatabase(config: Config): string {
+export function describeDatabase(config: Pick<Config, 'DATABASE_URL' | 'PGLITE_DIR'>): string {
   if (!config.DATABASE_URL) return `PGlite (embedded) in ${resolve(config.PGLITE_DIR)}`;
   const url = new URL(config.DATABASE_URL);
   url.password = '';
+  url.search = ''; // libpq-style parameters may carry a password too
   return `PostgreSQL at ${url.href}`;
 }
 
