@@ -9,6 +9,7 @@ import type { PasswordHasher } from './hashing/hasher';
 import { type Clock, systemClock } from './lib/clock';
 import { createLogger, type Logger } from './lib/logger';
 import type { RateLimits } from './rate-limit/limits';
+import type { AdminBootstrap } from './services/admin-bootstrap';
 import { createKeyRing, type KeyRing } from './services/keys';
 import { type AccessTokenClaims, type AccessTokens, createAccessTokens } from './services/tokens';
 import type { User } from './services/users';
@@ -40,6 +41,8 @@ export interface AppDeps {
   readAsset: ReadAsset;
   /** The peer address of the request's connection, where the runtime exposes it. */
   remoteAddress?: (c: Context) => string | undefined;
+  /** The one-time path to the first admin, open while a service on the embedded database has none. */
+  adminBootstrap?: AdminBootstrap;
 }
 
 /** What one process (or one Workers isolate) builds once and every request shares. */
@@ -75,6 +78,7 @@ export function buildDeps(
     access: AccessChanges;
     readAsset: ReadAsset;
     remoteAddress?: AppDeps['remoteAddress'];
+    adminBootstrap?: AppDeps['adminBootstrap'];
   },
 ): AppDeps {
   const { config, logger, clock, hasher, keys, tokens, view } = instance;

@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { buildBinary } from '../scripts/build-binary';
 import { scratchDatabase } from '../scripts/lib/scratch-database';
-import { TEST_DATABASE_URL } from './helpers';
+import { runCommand, TEST_DATABASE_URL } from './helpers';
 import {
   expectAuthFlow,
   expectDocs,
@@ -77,6 +77,50 @@ describe('the single binary, alone in an empty directory', () => {
       } finally {
         await database.drop();
       }
+    },
+    SERVER_TEST_TIMEOUT_MS,
+  );
+});
+
+describe('the single binary carries the CLI', () => {
+  /** Runs the copied binary to completion in its directory, with `input` on stdin. */
+  const runBinary = (args: string[], env: Record<string, string> = {}, input?: string) =>
+    runCommand([join(runDir, BINARY), ...args], { cwd: runDir, env: { BCRYPT_COST: '4', ...env }, input });
+
+  test.each([
+    ['--help', 'cli <command>'],
+    ['--version', 'hono-postgres-auth 0.1.0'],
+    ['cli --help', `usage: ${join(runDir, BINARY)} cli <command>`],
+  ])(
+    '`%s` answers and exits 0, starting no server',
+    async (args, expected) => {
+      const { code, stdout } = await runBinary(args.split(' '));
+      expect(code).toBe(0);
+      expect(stdout).toContain(expected);
+    },
+    SERVER_TEST_TIMEOUT_MS,
+  );
+
+  test(
+    'cli migrate, status and create-admin work on a new PGlite directory, with the embedded migrations',
+    async () => {
+      const env = { PGLITE_DIR: join(runDir, 'cli-data') };
+      const unmigrated = await runBinary(
+        ['cli', 'create-admin', '--email', 'root@example.com'],
+        env,
+        'a long admin passphrase\n',
+      );
+      expect(unmigrated.code).toBe(1);
+      expect(unmigrated.stderr).toContain(`run \`${join(runDir, BINARY)} cli migrate\` first`);
+      expect((await runBinary(['cli', 'migrate'], env)).stdout).toContain('applied 0000_init');
+      expect((await runBinary(['cli', 'status'], env)).stdout).toContain('up to date');
+      const created = await runBinary(
+        ['cli', 'create-admin', '--email', 'root@example.com'],
+        env,
+        'a long admin passphrase\n',
+      );
+      expect({ code: created.code, stderr: created.stderr }).toEqual({ code: 0, stderr: '' });
+      expect(created.stdout).toContain('created admin root@example.com');
     },
     SERVER_TEST_TIMEOUT_MS,
   );

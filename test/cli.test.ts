@@ -1,7 +1,8 @@
 import { afterAll, describe, expect, test } from 'bun:test';
 import { sql } from 'drizzle-orm';
+import { scratchDatabase } from '../scripts/lib/scratch-database';
 import { uniqueEmail } from './helpers';
-import { cliDatabases, SERVER_TEST_TIMEOUT_MS } from './server-process';
+import { cliDatabases, runCli, SERVER_TEST_TIMEOUT_MS } from './server-process';
 
 const PASSWORD = 'an admin passphrase';
 
@@ -140,5 +141,67 @@ describe('bun scripts/cli.ts', () => {
       expect(stdout).toContain('deleted 1 ended sessions and 1 expired rate-limit counters');
       expect((await cli(['prune'])).stdout).toContain('deleted 0 ended sessions and 0 expired rate-limit counters');
     },
+  );
+});
+
+describe('bun scripts/cli.ts help', () => {
+  const env = { BCRYPT_COST: '4' }; // help needs no database: none is opened
+  test.each(['--help', 'help', '-h', 'create-admin --help'])(
+    '`%s` prints the usage on stdout and exits 0',
+    async (args) => {
+      const { code, stdout, stderr } = await runCli(args.split(' '), env);
+      expect({ code, stderr }).toEqual({ code: 0, stderr: '' });
+      expect(stdout).toContain('usage: bun run cli <command>');
+      expect(stdout).toContain('create-admin --email <email>');
+    },
+    SERVER_TEST_TIMEOUT_MS,
+  );
+
+  test(
+    'no command at all is a usage error: exit 2',
+    async () => {
+      const { code, stderr } = await runCli([], env);
+      expect(code).toBe(2);
+      expect(stderr).toContain('usage: bun run cli');
+    },
+    SERVER_TEST_TIMEOUT_MS,
+  );
+});
+
+// Its own PGlite directory: the first command creates it (initdb) and nothing migrates it.
+const empty = await scratchDatabase('cli_unmigrated');
+afterAll(() => empty.drop());
+
+describe('on a database that was never migrated', () => {
+  const unmigrated = { ...empty.env, BCRYPT_COST: '4' };
+
+  // Every row has its three members: bun takes a missing last argument for a `done` callback.
+  const commands: [name: string, args: string[], input: string | undefined][] = [
+    ['create-admin', ['create-admin', '--email', 'boss@example.com'], 'a long admin passphrase\n'],
+    ['set-role', ['set-role', '--email', 'boss@example.com', '--role', 'admin'], undefined],
+    ['prune', ['prune'], undefined],
+    ['import-users', ['import-users', '--file', '-'], '{"email":"ada@example.com","hashed_password":"$2b$04$abc"}\n'],
+  ];
+
+  test.each(commands)(
+    '%s exits 1 saying to run `bun run db:migrate`, and prints no query, email or hash',
+    async (_name, args, input) => {
+      const { code, stdout, stderr } = await runCli(args, unmigrated, input);
+      expect(code).toBe(1);
+      expect(stderr.trim()).toBe('error: the database is not migrated: run `bun run db:migrate` first');
+      expect(`${stdout}${stderr}`).not.toMatch(/@example\.com|\$2[aby]\$|insert|select/i);
+    },
+    SERVER_TEST_TIMEOUT_MS,
+  );
+
+  test(
+    'status lists every migration as pending and names the command',
+    async () => {
+      const { code, stdout } = await runCli(['status'], unmigrated);
+      expect(code).toBe(0);
+      expect(stdout).toContain('pending  0000_init');
+      expect(stdout).toContain('pending: run `bun run db:migrate`');
+    },
+    SERVER_TEST_TIMEOUT_MS,
   );
 });

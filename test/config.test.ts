@@ -1,6 +1,8 @@
 import { afterAll, describe, expect, test } from 'bun:test';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { scratchDatabase } from '../scripts/lib/scratch-database';
-import { ConfigError, parseConfig } from '../src/config';
+import { CONFIG_KEYS, ConfigError, parseConfig } from '../src/config';
 import { SERVER_TEST_TIMEOUT_MS, spawnProject, stopAll } from './server-process';
 
 const KEY_32_BYTES = 'k'.repeat(32);
@@ -133,4 +135,35 @@ describe('bun src/runtimes/bun.ts', () => {
     },
     SERVER_TEST_TIMEOUT_MS,
   );
+});
+
+describe('every setting is documented', () => {
+  const ROOT = join(import.meta.dir, '..');
+  const keys: string[] = CONFIG_KEYS;
+  const example = readFileSync(join(ROOT, '.env.example'), 'utf8');
+  /** `KEY=value` lines of .env.example, commented out or not. */
+  const exampleEntries = Object.fromEntries(
+    [...example.matchAll(/^#? ?([A-Z][A-Z0-9_]*)=(.*)$/gm)].map(([, key, value]) => [key, value]),
+  );
+
+  test('.env.example names every setting of ConfigSchema, and nothing else', () => {
+    expect(keys.length).toBeGreaterThan(15);
+    expect(Object.keys(exampleEntries).sort()).toEqual([...keys].sort());
+  });
+
+  test('the values .env.example shows are valid (so uncommenting one never breaks the start)', () => {
+    const { DATABASE_URL: _unset, ...values } = exampleEntries;
+    expect(() => parseConfig(values)).not.toThrow();
+    expect(() => parseConfig(exampleEntries)).not.toThrow();
+  });
+
+  test("the README's Configuration table names every setting", () => {
+    const readme = readFileSync(join(ROOT, 'README.md'), 'utf8');
+    const section = readme.slice(
+      readme.indexOf('## Configuration'),
+      readme.indexOf('\n## ', readme.indexOf('## Configuration') + 1),
+    );
+    const missing = keys.filter((key) => !new RegExp(`^\\|[^\\n]*\`${key}\``, 'm').test(section));
+    expect(missing).toEqual([]);
+  });
 });

@@ -390,3 +390,23 @@ export const PUBLIC_USER_KEYS = ['created_at', 'disabled', 'email', 'id', 'last_
 
 /** A JSON body typed as API.md describes it (a public user unless told); @types/node types `json()` as unknown. */
 export const json = <T = UserPublic>(res: Response) => res.json() as Promise<T>;
+
+/** Runs a command to completion with only PATH, HOME and `env` in its environment, and `input` on its stdin. */
+export async function runCommand(
+  cmd: string[],
+  { cwd, env = {}, input }: { cwd: string; env?: Record<string, string>; input?: string },
+) {
+  const proc = Bun.spawn(cmd, {
+    cwd,
+    env: { PATH: process.env.PATH, HOME: process.env.HOME, ...env },
+    stdin: input === undefined ? 'ignore' : new Blob([input]),
+    stdout: 'pipe',
+    stderr: 'pipe',
+  });
+  const [stdout, stderr, code] = await Promise.all([
+    new Response(proc.stdout).text(),
+    new Response(proc.stderr).text(),
+    proc.exited,
+  ]);
+  return { stdout, stderr, code };
+}

@@ -1,5 +1,13 @@
 import { describe, expect, test } from 'bun:test';
-import { CONTAINS_EMAIL_NAME, checkPasswordPolicy, loadCommonPasswords, TOO_COMMON } from '../src/lib/password-policy';
+import { readFileSync } from 'node:fs';
+import { COMMON_PASSWORDS_MODULE, commonPasswordsModule } from '../scripts/build-common-passwords';
+import {
+  CONTAINS_EMAIL_NAME,
+  checkPasswordPolicy,
+  loadCommonPasswords,
+  sortedLines,
+  TOO_COMMON,
+} from '../src/lib/password-policy';
 import {
   bearer,
   createTestApp,
@@ -25,10 +33,33 @@ function changePassword(app: TestApp, token: string, newPassword: string, curren
   });
 }
 
+describe('sortedLines', () => {
+  test('finds exactly the lines of a sorted text, first and last included', () => {
+    const words = ['a', 'ab', 'abc', 'b', 'ba', 'c', 'zz'];
+    const lines = sortedLines(words.join('\n'));
+    for (const word of words) expect(lines.has(word), word).toBe(true);
+    for (const word of ['', 'aa', 'abcd', 'bb', 'd', 'z', 'zzz', 'a\nab']) expect(lines.has(word), word).toBe(false);
+    expect(sortedLines('').has('')).toBe(false);
+    expect(sortedLines('only').has('only')).toBe(true);
+  });
+});
+
 describe('the blocklist', () => {
-  test('is the zxcvbn-ts common-password list and does not hold the passphrases the tests use', async () => {
+  test('is the zxcvbn-ts common-password list, regenerated for the installed version of the package', async () => {
+    const { default: passwords } = await import('@zxcvbn-ts/language-common/dist/passwords.json.mjs');
+    expect(passwords.length).toBeGreaterThan(40_000);
+    // After an upgrade of the package: `bun scripts/build-common-passwords.ts`.
+    expect(readFileSync(COMMON_PASSWORDS_MODULE, 'utf8')).toBe(commonPasswordsModule(passwords));
     const list = await loadCommonPasswords();
-    expect(list.size).toBeGreaterThan(40_000);
+    const missing = passwords.filter((password) => !list.has(password.toLowerCase()));
+    expect(missing).toEqual([]);
+  });
+
+  test('holds nothing else, and not the passphrases the tests use', async () => {
+    const list = await loadCommonPasswords();
+    for (const word of ['', 'a', '~~~~~~~~~~', ' password', 'password ', 'pa55w0rd-hpa', 'password\n123456']) {
+      expect(list.has(word), JSON.stringify(word)).toBe(false);
+    }
     expect(list.has('password')).toBe(true);
     expect(list.has(TEST_PASSWORD)).toBe(false);
     expect(list.has('correct horse battery staple')).toBe(false);

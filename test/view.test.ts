@@ -72,7 +72,7 @@ describe('between instances', () => {
     await waitFor(() => b.deps.view.usable);
     const lags: number[] = [];
     for (let i = 0; i < 20; i++) {
-      const { token } = await loginAs(a.app);
+      const { token } = await loginHeardBy(a, b);
       expect((await me(b.app, token)).status).toBe(200); // b remembers the session…
       const hits = b.deps.view.stats().hits;
       expect((await me(b.app, token)).status).toBe(200);
@@ -99,8 +99,8 @@ describe('between instances', () => {
     started.push(c);
     try {
       await waitFor(() => c.deps.view.usable); // its listener has proven it hears
-      const { token } = await loginAs(c.app);
-      expect((await me(c.app, token)).status).toBe(200);
+      const { token } = await loginHeardBy(c, c);
+      await expectFromView(c, token);
       proxy.freeze(); // every query of c would now hang; the listener's own connection is direct
       const started = performance.now();
       expect((await me(c.app, token)).status).toBe(200);
@@ -116,8 +116,9 @@ describe("the listener's outage: fail closed", () => {
   test('a silent listener (a frozen path) stops the view within the bound; a revoked token never passes after it', async () => {
     const { proxy, url } = proxied();
     const c = await instance({ listenUrl: url, clock: a.clock });
-    const { token } = await loginAs(a.app);
-    expect((await me(c.app, token)).status).toBe(200);
+    await waitFor(() => c.deps.view.usable);
+    const { token } = await loginHeardBy(a, c);
+    await expectFromView(c, token);
     proxy.freeze(); // nothing c's listener sends or should receive gets through, and nothing says so
     await logout(a.app, token);
     const lag = await msUntilRefused(c.app, token);
@@ -129,9 +130,10 @@ describe("the listener's outage: fail closed", () => {
   test('a cut listener answers from the database; once back, it has dropped the view and serves from it again', async () => {
     const { proxy, url } = proxied();
     const c = await instance({ listenUrl: url, clock: a.clock });
-    const { token } = await loginAs(a.app);
-    const kept = await loginAs(a.app);
-    for (const t of [token, kept.token]) expect((await me(c.app, t)).status).toBe(200);
+    await waitFor(() => c.deps.view.usable);
+    const { token } = await loginHeardBy(a, c);
+    const kept = await loginHeardBy(a, c);
+    for (const t of [token, kept.token]) await expectFromView(c, t);
     proxy.cut();
     await logout(a.app, token); // published while c cannot hear it
     await msUntilRefused(c.app, token);
@@ -199,6 +201,28 @@ describe('the view itself', () => {
     expect(view.lookup(1, 's1')).toBeDefined();
   });
 });
+
+/**
+ * Logs a new user in on `at`, and waits until every instance of `listeners` has heard of it: the login's
+ * last_login_time is a change, and one heard after a request was remembered would forget that request.
+ */
+async function loginHeardBy(at: TestInstance, ...listeners: TestInstance[]) {
+  const before = listeners.map((on) => on.deps.view.stats().invalidations);
+  const session = await loginAs(at.app);
+  await waitFor(
+    () => listeners.every((on, i) => on.deps.view.stats().invalidations > (before[i] as number)),
+    LAG_BOUND_MS,
+  );
+  return session;
+}
+
+/** `token` is accepted, and the second time from memory: the view, not the database, answered. */
+async function expectFromView(on: TestInstance, token: string) {
+  expect((await me(on.app, token)).status).toBe(200);
+  const hits = on.deps.view.stats().hits;
+  expect((await me(on.app, token)).status).toBe(200);
+  expect(on.deps.view.stats().hits).toBe(hits + 1);
+}
 
 const sessionOf = (token: string) =>
   JSON.parse(Buffer.from(token.split('.')[1] ?? '', 'base64url').toString()).sid as string;

@@ -70,6 +70,35 @@ export function migrationStatus(db: Database, migrationsFolder = MIGRATIONS_FOLD
 /** `base` rolls back every migration, like `alembic downgrade base`. */
 export const ROLLBACK_TO_BASE = 'base';
 
+/** The first line of a down file that `bun run db:generate` drafted and nobody has reviewed yet. */
+export const DOWN_DRAFT_MARKER = '-- DRAFT';
+
+/** The statements of each migration's down file, or why it cannot be run: all checked before anything is reverted. */
+function readDownFiles(migrationsFolder: string, tags: string[]): Map<string, string[]> {
+  const downFiles = new Map<string, string[]>();
+  for (const tag of tags) {
+    const downFile = `${migrationsFolder}/down/${tag}.sql`;
+    if (!existsSync(downFile)) {
+      throw new DescribedError(
+        `${tag} has no down migration: write ${downFile} with the statements that undo ${tag}.sql, newest ` +
+          'first (`bun run db:generate` drafts one for each new migration); nothing was rolled back',
+      );
+    }
+    const text = readFileSync(downFile, 'utf8');
+    if (text.startsWith(DOWN_DRAFT_MARKER)) {
+      throw new DescribedError(
+        `${downFile} is the draft \`bun run db:generate\` wrote: check each statement, delete its first line ` +
+          `(${DOWN_DRAFT_MARKER} …) and run this again; nothing was rolled back`,
+      );
+    }
+    const statements = text
+      .split(STATEMENT_BREAKPOINT)
+      .filter((statement) => statement.replace(/--.*$/gm, '').trim() !== '');
+    downFiles.set(tag, statements);
+  }
+  return downFiles;
+}
+
 /**
  * Reverts applied migrations, newest first (drizzle-kit has no down migrations, so each has a hand-written
  * `drizzle/down/<tag>.sql`): the newest one by default, or every one after `to` (a tag that stays applied,
@@ -91,14 +120,14 @@ export async function rollbackMigrations(
     const stop =
       to === undefined ? 1 : to === ROLLBACK_TO_BASE ? newestFirst.length : newestFirst.findIndex((e) => e.tag === to);
     if (stop < 0) throw new DescribedError(`${to} is not applied; nothing to roll back to`);
-    for (const { tag, when } of newestFirst.slice(0, stop)) {
-      const downFile = `${migrationsFolder}/down/${tag}.sql`;
-      if (!existsSync(downFile)) throw new DescribedError(`${tag} has no down migration (${downFile})`);
-      const statements = readFileSync(downFile, 'utf8')
-        .split(STATEMENT_BREAKPOINT)
-        .filter((statement) => statement.replace(/--.*$/gm, '').trim() !== '');
+    const reverting = newestFirst.slice(0, stop);
+    const downFiles = readDownFiles(
+      migrationsFolder,
+      reverting.map((entry) => entry.tag),
+    );
+    for (const { tag, when } of reverting) {
       await db.transaction(async (tx) => {
-        for (const statement of statements) await tx.execute(sql.raw(statement));
+        for (const statement of downFiles.get(tag) ?? []) await tx.execute(sql.raw(statement));
         await tx.execute(sql`delete from drizzle.__drizzle_migrations where created_at = ${when}`);
       });
       reverted.push(tag);

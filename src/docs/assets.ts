@@ -17,7 +17,7 @@ const REDOC_LOGO_CDN = 'https://cdn.redoc.ly/redoc/logo-mini.svg';
 const REDOC_LOGO_PATH = `${DOCS_ASSET_PREFIX}/redoc/logo-mini.svg`;
 
 export const DOCS_ASSETS: Record<string, DocsAsset> = {
-  // @hono/swagger-ui asks for `${baseUrl}/swagger-ui-dist/<file>`.
+  // The Swagger UI page (openapi.ts) loads these two.
   [`${DOCS_ASSET_PREFIX}/swagger-ui-dist/swagger-ui.css`]: {
     module: 'swagger-ui-dist/swagger-ui.css',
     contentType: 'text/css; charset=utf-8',

@@ -91,6 +91,10 @@ export const PROBLEMS = {
   'email-taken': { status: 409, detail: 'Email already registered' },
   'last-admin': { status: 409, detail: 'This would leave no enabled admin; promote another user first' },
 
+  // The first admin of a service on the embedded database (POST /bootstrap/admin).
+  'invalid-bootstrap-token': { status: 403, detail: 'Invalid or spent bootstrap token' },
+  'admin-exists': { status: 409, detail: 'An admin exists already; the bootstrap token is spent' },
+
   // The service cannot answer now; a retry can.
   'database-unavailable': {
     status: 503,

@@ -4,6 +4,7 @@ import { AuditEventsPublicSchema, AuditQuerySchema, toAuditEventPublic } from '.
 import { BEARER_SECURITY, NO_STORE } from '../schemas/common';
 import { BAD_BODY, problemResponses, UNAUTHENTICATED, UNAVAILABLE } from '../schemas/problem';
 import {
+  AdminBootstrapSchema,
   PageQuerySchema,
   toUserPublic,
   UserIdParamSchema,
@@ -11,6 +12,7 @@ import {
   UsersPublicSchema,
   UserUpdateSchema,
 } from '../schemas/user';
+import { redeemAdminBootstrap } from '../services/admin-bootstrap';
 import { listAuditEvents } from '../services/audit';
 import { deleteUser, getUser, listUsers, updateUser } from '../services/users';
 import { createRouter } from './router';
@@ -31,6 +33,7 @@ const ListUsersQuerySchema = PageQuerySchema.extend({
 export const listUsersRoute = createRoute({
   method: 'get',
   path: '/users',
+  operationId: 'listUsers',
   tags: ['admin'],
   summary: 'List users (admin)',
   description: 'Ordered by id. `limit` 1–100 (default 20), `offset` from 0.',
@@ -46,6 +49,7 @@ export const listUsersRoute = createRoute({
 export const getUserRoute = createRoute({
   method: 'get',
   path: '/users/{id}',
+  operationId: 'getUser',
   tags: ['admin'],
   summary: 'One user (admin)',
   middleware: ADMIN_ONLY,
@@ -60,6 +64,7 @@ export const getUserRoute = createRoute({
 export const updateUserRoute = createRoute({
   method: 'patch',
   path: '/users/{id}',
+  operationId: 'updateUser',
   tags: ['admin'],
   summary: 'Change a role or disable a user (admin)',
   description:
@@ -80,6 +85,7 @@ export const updateUserRoute = createRoute({
 export const deleteUserRoute = createRoute({
   method: 'delete',
   path: '/users/{id}',
+  operationId: 'deleteUser',
   tags: ['admin'],
   summary: 'Delete a user (admin)',
   description: 'Their tokens stop working at once. 409 for the last enabled admin.',
@@ -95,6 +101,7 @@ export const deleteUserRoute = createRoute({
 export const listAuditRoute = createRoute({
   method: 'get',
   path: '/audit',
+  operationId: 'listAuditEvents',
   tags: ['admin'],
   summary: 'The audit log of authentication events (admin)',
   description: 'Newest first. Append-only: written in the same transaction as the change it records.',
@@ -104,6 +111,24 @@ export const listAuditRoute = createRoute({
   responses: {
     200: { description: 'A page of events', content: { 'application/json': { schema: AuditEventsPublicSchema } } },
     ...problemResponses(...ADMIN_PROBLEMS, 'validation'),
+  },
+});
+
+export const bootstrapAdminRoute = createRoute({
+  method: 'post',
+  path: '/bootstrap/admin',
+  operationId: 'bootstrapAdmin',
+  tags: ['admin'],
+  summary: 'Create the first admin with the one-time bootstrap token',
+  description:
+    'Only while no enabled admin exists, on a service that runs on the embedded database (PGlite): at start it ' +
+    'writes a single-use token to `admin-bootstrap.json` in `PGLITE_DIR`, readable by its own user only. ' +
+    '`bun run cli create-admin` uses it while the service runs; this endpoint is what it calls. The token is ' +
+    'spent by the first admin it creates. On PostgreSQL, `bun run cli create-admin` works directly.',
+  request: { body: { required: true, content: { 'application/json': { schema: AdminBootstrapSchema } } } },
+  responses: {
+    201: { description: 'The new admin', content: { 'application/json': { schema: UserPublicSchema } } },
+    ...problemResponses(...BAD_BODY, 'invalid-bootstrap-token', 'admin-exists', 'email-taken', ...UNAVAILABLE),
   },
 });
 
@@ -135,4 +160,9 @@ export const adminRoutes = createRouter()
     const { user_id: userId, limit, offset } = c.req.valid('query');
     const { items, total } = await listAuditEvents(c.var.ctx, { userId, limit, offset });
     return c.json({ items: items.map(toAuditEventPublic), total }, 200, NO_STORE);
+  })
+  .openapi(bootstrapAdminRoute, async (c) => {
+    const { token, email, password } = c.req.valid('json');
+    const user = await redeemAdminBootstrap(c.var.ctx, { token, email, password, meta: c.var.meta });
+    return c.json(toUserPublic(user), 201, NO_STORE);
   });

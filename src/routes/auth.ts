@@ -4,7 +4,7 @@ import { limitByClientIp } from '../middleware/rate-limit';
 import { BEARER_SECURITY, NO_STORE } from '../schemas/common';
 import { BAD_BODY, problemResponses, UNAUTHENTICATED, UNAVAILABLE } from '../schemas/problem';
 import { LogoutQuerySchema } from '../schemas/session';
-import { toUserPublic, UserPublicSchema, UserRegisterSchema } from '../schemas/user';
+import { NEW_USER_EXAMPLE, toUserPublic, UserPublicSchema, UserRegisterSchema } from '../schemas/user';
 import { logout } from '../services/auth';
 import { createUser } from '../services/users';
 import { createRouter } from './router';
@@ -12,6 +12,7 @@ import { createRouter } from './router';
 export const registerRoute = createRoute({
   method: 'post',
   path: '/register',
+  operationId: 'register',
   tags: ['auth'],
   summary: 'Create an account',
   description:
@@ -19,7 +20,10 @@ export const registerRoute = createRoute({
   middleware: [limitByClientIp('registerPerIp')] as const,
   request: { body: { required: true, content: { 'application/json': { schema: UserRegisterSchema } } } },
   responses: {
-    201: { description: 'The new user', content: { 'application/json': { schema: UserPublicSchema } } },
+    201: {
+      description: 'The new user',
+      content: { 'application/json': { schema: UserPublicSchema, example: NEW_USER_EXAMPLE } },
+    },
     ...problemResponses(...BAD_BODY, 'email-taken', 'rate-limited', ...UNAVAILABLE),
   },
 });
@@ -27,6 +31,7 @@ export const registerRoute = createRoute({
 export const logoutRoute = createRoute({
   method: 'post',
   path: '/logout',
+  operationId: 'logout',
   tags: ['auth'],
   summary: 'End this session, or every session with ?all=true',
   description: 'The access token used and its refresh-token family stop working at once.',

@@ -8,6 +8,7 @@ const StatusSchema = z.object({ status: z.literal('ok') }).openapi('Status');
 export const healthRoute = createRoute({
   method: 'get',
   path: '/health',
+  operationId: 'getHealth',
   tags: ['health'],
   summary: 'Liveness: the process answers (no database call)',
   responses: { 200: { description: 'Alive', content: { 'application/json': { schema: StatusSchema } } } },
@@ -16,6 +17,7 @@ export const healthRoute = createRoute({
 export const readyRoute = createRoute({
   method: 'get',
   path: '/ready',
+  operationId: 'getReady',
   tags: ['health'],
   summary: 'Readiness: the database answers and every migration is applied',
   responses: {

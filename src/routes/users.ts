@@ -12,6 +12,7 @@ import { createRouter } from './router';
 export const getMeRoute = createRoute({
   method: 'get',
   path: '/users/me',
+  operationId: 'getMe',
   tags: ['users'],
   summary: 'The authenticated user',
   middleware: [requireAuth] as const,
@@ -25,6 +26,7 @@ export const getMeRoute = createRoute({
 export const welcomeRoute = createRoute({
   method: 'get',
   path: '/welcome',
+  operationId: 'getWelcome',
   tags: ['users'],
   summary: 'A greeting for the authenticated user',
   middleware: [requireAuth] as const,
@@ -38,6 +40,7 @@ export const welcomeRoute = createRoute({
 export const changePasswordRoute = createRoute({
   method: 'put',
   path: '/users/me/password',
+  operationId: 'changePassword',
   tags: ['users'],
   summary: 'Change the password',
   description: 'Needs the current password. Every session and token issued before, this one included, stops working.',
@@ -53,6 +56,7 @@ export const changePasswordRoute = createRoute({
 export const listSessionsRoute = createRoute({
   method: 'get',
   path: '/users/me/sessions',
+  operationId: 'listSessions',
   tags: ['users'],
   summary: "The caller's live sessions (refresh-token families)",
   middleware: [requireAuth] as const,
@@ -66,6 +70,7 @@ export const listSessionsRoute = createRoute({
 export const deleteSessionRoute = createRoute({
   method: 'delete',
   path: '/users/me/sessions/{id}',
+  operationId: 'deleteSession',
   tags: ['users'],
   summary: 'End one of your sessions',
   description: "The session's refresh token and access tokens stop working at once.",

@@ -1,12 +1,16 @@
 /**
  * What every long-running entry shares (Bun, Node, Deno): start-up (configuration, database, migrations,
- * rate-limit store, hasher, app) and the process's life (listening log, graceful shutdown). Each entry
+ * rate-limit store, hasher, app) and the process's life (the start banner, graceful shutdown). Each entry
  * supplies only what differs: how to serve, exit and hear signals.
  */
+import { existsSync } from 'node:fs';
+import { join, resolve } from 'node:path';
 import type { Context } from 'hono';
+import packageJson from '../../package.json' with { type: 'json' };
 import { startAccessBus } from '../access/listener';
 import { createApp } from '../app';
 import { type Config, ConfigError, parseConfig } from '../config';
+import { loadOrCreateDevSecretKey, removeAdminBootstrapFile, writeAdminBootstrapFile } from '../db/data-dir';
 import type { DatabaseHandle } from '../db/database';
 import { runMigrations } from '../db/migrate';
 import { openDatabase } from '../db/open';
@@ -15,7 +19,9 @@ import type { ReadAsset } from '../docs/assets';
 import type { PasswordHasher } from '../hashing/hasher';
 import { createLogger, describeError, type Logger } from '../lib/logger';
 import { createRateLimitStore } from '../rate-limit/stores';
+import { type AdminBootstrap, openAdminBootstrap } from '../services/admin-bootstrap';
 import { ensureSigningKey, startKeyMaintenance } from '../services/keys';
+import { hasEnabledAdmin } from '../services/users';
 
 export interface RuntimeParts {
   createHasher(cost: number): PasswordHasher & { close(): Promise<void> };
@@ -30,20 +36,49 @@ export interface Service {
   config: Config;
   logger: Logger;
   database: DatabaseHandle;
+  /** Open while a service on PGlite has no enabled admin; its token goes to the data directory once listening. */
+  adminBootstrap?: { token: string; bootstrap: AdminBootstrap };
+  /** Where the development signing key is kept, when that is the key in use. */
+  devKeyPath?: string;
   /** Releases the hasher, the access listener, the rate-limit store and the database, in that order. */
   close(): Promise<void>;
 }
 
+/** What a person starting the service reads on stderr (stdout is the JSON log); nothing at LOG_LEVEL=silent. */
+const say = (config: Config, line: string) => {
+  if (config.LOG_LEVEL !== 'silent') console.error(line);
+};
+
+/**
+ * Without SECRET_KEY, development signs with a key kept in the data directory, so tokens survive restarts
+ * and every `bun run dev` reload; other environments get a random key per start (production refuses to
+ * start without one: config.ts).
+ */
+function signingKey(config: Config, generatedSecret: boolean, logger: Logger): { config: Config; devKeyPath?: string } {
+  if (!generatedSecret) return { config };
+  if (config.NODE_ENV !== 'development') {
+    logger.warn('SECRET_KEY is not set: using a random key, so tokens will not survive a restart');
+    return { config };
+  }
+  const { key, path } = loadOrCreateDevSecretKey(config.PGLITE_DIR, () => config.SECRET_KEY);
+  logger.warn('SECRET_KEY is not set: signing with the development key of the data directory', { path });
+  return { config: { ...config, SECRET_KEY: key }, devKeyPath: path };
+}
+
 /** Throws ConfigError (one line per bad variable) before touching anything else. */
 export async function bootstrap(env: Record<string, unknown>, parts: RuntimeParts): Promise<Service> {
-  const { config, generatedSecret } = parseConfig(env);
-  const logger = createLogger(config.LOG_LEVEL);
-  if (generatedSecret) {
-    logger.warn('SECRET_KEY is not set: using a random key, so tokens will not survive a restart');
+  const parsed = parseConfig(env);
+  const logger = createLogger(parsed.config.LOG_LEVEL);
+  const { config, devKeyPath } = signingKey(parsed.config, parsed.generatedSecret, logger);
+  const pgliteDir = config.DATABASE_URL ? undefined : resolve(config.PGLITE_DIR);
+  // A new PGlite directory runs initdb (seconds, in WASM): say so, or a first start looks hung.
+  if (pgliteDir && !existsSync(join(pgliteDir, 'PG_VERSION'))) {
+    say(config, `creating the embedded database in ${pgliteDir} (first start only; this takes a few seconds)`);
   }
   const database = await openDatabase(config);
   try {
     await runMigrations(database, parts.migrationsFolder);
+    const adminBootstrap = pgliteDir ? await openBootstrapIfNoAdmin(database, pgliteDir) : undefined;
     const instance = createInstance(config, { hasher: parts.createHasher(config.BCRYPT_COST), logger });
     const { db } = database;
     const access = await startAccessBus(config, database, { sink: accessSink(instance, db), logger });
@@ -58,25 +93,72 @@ export async function bootstrap(env: Record<string, unknown>, parts: RuntimePart
         rateLimits: rateLimitStore.rateLimits,
         readAsset: parts.readAsset,
         remoteAddress: parts.remoteAddress,
+        adminBootstrap: adminBootstrap?.bootstrap,
       }),
     );
     const close = async () => {
       maintenance.stop();
+      adminBootstrap?.bootstrap.close();
       await instance.hasher.close();
       await access.stop();
       await rateLimitStore.close();
       await database.close();
     };
-    return { app, config, logger, database, close };
+    return { app, config, logger, database, adminBootstrap, devKeyPath, close };
   } catch (error) {
     await database.close();
     throw error;
   }
 }
 
+/**
+ * The first admin's path on PGlite (services/admin-bootstrap.ts): open only while no enabled admin exists.
+ * The directory is this process's alone now (client-pglite's lock), so a token file found there is stale.
+ */
+async function openBootstrapIfNoAdmin(database: DatabaseHandle, dir: string) {
+  removeAdminBootstrapFile(dir);
+  if (await hasEnabledAdmin({ db: database.db })) return undefined;
+  return openAdminBootstrap({ onClose: () => removeAdminBootstrapFile(dir) });
+}
+
 /** The URL a server listens on, for the `listening` log line (IPv6 hosts in brackets). */
 export function listeningUrl(host: string, port: number): string {
   return `http://${host.includes(':') ? `[${host}]` : host}:${port}/`;
+}
+
+/**
+ * The URL that reaches a server from this machine, without a trailing slash: a wildcard address (every
+ * interface) is reached on loopback, and a browser shows `localhost` there.
+ */
+function localUrl(listening: string, loopback: string): string {
+  const url = new URL(listening);
+  if (url.hostname === '0.0.0.0' || url.hostname === '[::]') url.hostname = loopback;
+  return url.href.replace(/\/$/, '');
+}
+
+/** The database, as the banner names it: never a password. */
+export function describeDatabase(config: Pick<Config, 'DATABASE_URL' | 'PGLITE_DIR'>): string {
+  if (!config.DATABASE_URL) return `PGlite (embedded) in ${resolve(config.PGLITE_DIR)}`;
+  const url = new URL(config.DATABASE_URL);
+  url.password = '';
+  url.search = ''; // libpq-style parameters may carry a password too
+  return `PostgreSQL at ${url.href}`;
+}
+
+/** The start banner: where the API and its docs are, which database, and what a first run still needs. */
+function banner(service: Service, url: string, cli: string): string {
+  const { config, adminBootstrap, devKeyPath } = service;
+  const lines = [
+    `${packageJson.name} ${packageJson.version} is listening on ${url}`,
+    `  docs       ${url}/docs  (ReDoc: ${url}/redoc, OpenAPI: ${url}/openapi.json)`,
+    `  database   ${describeDatabase(config)}`,
+  ];
+  if (devKeyPath)
+    lines.push(`  tokens     signed with the development key in ${devKeyPath} (set SECRET_KEY in production)`);
+  if (adminBootstrap) {
+    lines.push(`  no admin   create the first one, also while this runs: ${cli} create-admin --email you@example.com`);
+  }
+  return lines.join('\n');
 }
 
 const SHUTDOWN_GRACE_MS = 15_000; // in-flight requests get this long to finish after SIGTERM
@@ -92,6 +174,8 @@ export interface Host {
   exit(code: number): never;
   /** Extra fields for the `listening` log line (e.g. the runtime's version). */
   describe?: Record<string, string>;
+  /** How the operator CLI is run next to this entry, for the banner (default `bun run cli`). */
+  cli?: string;
 }
 
 /**
@@ -120,12 +204,19 @@ export async function runServer(host: Host): Promise<void> {
     await service.close();
     host.exit(1);
   }
+  if (service.adminBootstrap) {
+    // For `create-admin` while this process holds the PGlite directory (written before `listening`, so it is
+    // there once that is logged); the token itself is never logged.
+    const { token } = service.adminBootstrap;
+    writeAdminBootstrapFile(config.PGLITE_DIR, { url: localUrl(server.url, '127.0.0.1'), token, pid: process.pid });
+  }
   logger.info('listening', {
     url: server.url,
     database: database.driver,
     rateLimitStore: config.RATE_LIMIT_STORE,
     ...host.describe,
   });
+  say(config, banner(service, localUrl(server.url, 'localhost'), host.cli ?? 'bun run cli'));
 
   let stopping = false;
   const shutdown = async (signal: string) => {

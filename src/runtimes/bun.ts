@@ -1,9 +1,11 @@
 /**
  * The Bun entry: `bun run start` (and the single binary). PostgreSQL (DATABASE_URL) or the embedded
- * PGlite, pending migrations applied, Bun.serve, graceful shutdown.
+ * PGlite, pending migrations applied, Bun.serve, graceful shutdown. `cli <command>` runs the operator CLI
+ * instead (so the binary carries it), `--help` and `--version` answer and exit.
  */
 import { join } from 'node:path';
 import { getConnInfo } from 'hono/bun';
+import packageJson from '../../package.json' with { type: 'json' };
 import type { ReadAsset } from '../docs/assets';
 import { readAssetFromNodeModules } from '../docs/read-node-modules';
 import { createBunHasher } from '../hashing/bun';
@@ -29,6 +31,41 @@ function embeddedFiles(): { migrationsFolder: string; readAsset: ReadAsset } | n
 }
 
 const embedded = embeddedFiles();
+/** How this entry is run, for help texts: the binary by the path it was started with, else from the sources. */
+const program = Bun.isStandaloneExecutable ? process.argv0 : 'bun src/runtimes/bun.ts';
+const cli = Bun.isStandaloneExecutable ? `${program} cli` : 'bun run cli';
+
+const HELP = `usage: ${program}                  serve the API (configuration from the environment and .env)
+       ${program} cli <command>    the operator CLI: migrate, status, create-admin, … (\`${program} cli help\`)
+       ${program} --version
+
+Settings: .env.example lists every variable; the README's Configuration section explains each.`;
+
+const [command, ...args] = process.argv.slice(2);
+if (command === 'cli') {
+  const { runCli } = await import('../cli/main');
+  const migrateCommand = Bun.isStandaloneExecutable ? `${cli} migrate` : 'bun run db:migrate';
+  process.exit(
+    await runCli(args, {
+      program: cli,
+      migrateCommand,
+      migrationsFolder: embedded?.migrationsFolder,
+      env: process.env,
+    }),
+  );
+}
+if (command === '--help' || command === '-h') {
+  console.log(HELP);
+  process.exit(0);
+}
+if (command === '--version' || command === '-v') {
+  console.log(`${packageJson.name} ${packageJson.version} (bun ${Bun.version})`);
+  process.exit(0);
+}
+if (command !== undefined) {
+  console.error(`unknown argument: ${command}\n\n${HELP}`);
+  process.exit(2);
+}
 
 await runServer({
   env: process.env,
@@ -45,4 +82,5 @@ await runServer({
   onSignal: (signal, handler) => process.on(signal, handler),
   onUnhandledRejection: (handler) => process.on('unhandledRejection', handler),
   exit: (code) => process.exit(code),
+  cli,
 });

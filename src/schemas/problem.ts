@@ -1,28 +1,72 @@
 import { z } from '@hono/zod-openapi';
-import { PROBLEM_CONTENT_TYPE, PROBLEMS, type ProblemCode, problemBody } from '../lib/problems';
+import {
+  PROBLEM_CONTENT_TYPE,
+  PROBLEMS,
+  type ProblemCode,
+  type ProblemOptions,
+  type ProblemStatus,
+  problemBody,
+  problemType,
+  statusTitle,
+} from '../lib/problems';
 
-export const ProblemSchema = z
-  .object({
-    type: z.string().openapi({ description: '`/problems/<code>`, or `about:blank` when the status says it all' }),
-    title: z.string().openapi({ description: 'The HTTP status phrase' }),
-    status: z.number().int(),
-    detail: z.string().openapi({ description: 'A sentence a client may show' }),
-    errors: z
-      .array(z.object({ pointer: z.string().openapi({ example: '#/email' }), detail: z.string() }))
-      .optional()
-      .openapi({ description: 'Present on 422: one entry per invalid field' }),
-  })
-  .openapi('Problem', { description: 'RFC 9457 problem details' });
+const ProblemFields = {
+  type: z.string().openapi({ description: '`/problems/<code>`, or `about:blank` when the status says it all' }),
+  title: z.string().openapi({ description: 'The HTTP status phrase' }),
+  status: z.number().int(),
+  detail: z.string().openapi({ description: 'A sentence a client may show' }),
+  errors: z
+    .array(z.object({ pointer: z.string().openapi({ example: '#/email' }), detail: z.string() }))
+    .optional()
+    .openapi({ description: 'Present on 422: one entry per invalid field' }),
+};
+
+export const ProblemSchema = z.object(ProblemFields).openapi('Problem', { description: 'RFC 9457 problem details' });
+
+const schemasByStatus = new Map<number, z.ZodType>();
+
+/**
+ * `Problem409` and friends: the problem shape with this status and the types the catalogue has for it, so
+ * a generated client knows exactly what a 409 can say. Made once per status (a name registers one schema).
+ */
+function problemSchemaFor(status: ProblemStatus): z.ZodType {
+  let schema = schemasByStatus.get(status);
+  if (!schema) {
+    const types = [
+      ...new Set(
+        (Object.keys(PROBLEMS) as ProblemCode[]).filter((c) => PROBLEMS[c].status === status).map(problemType),
+      ),
+    ] as [string, ...string[]];
+    schema = z
+      .object({
+        ...ProblemFields,
+        type: z.enum(types).openapi({ description: 'Which problem; `about:blank` when the status says it all' }),
+        status: z.literal(status),
+      })
+      .openapi(`Problem${status}`, { description: `RFC 9457 problem details: ${status} ${statusTitle(status)}` });
+    schemasByStatus.set(status, schema);
+  }
+  return schema;
+}
+
+/** What /docs shows for a code: its catalogue body, and for a 422 one field error, as a real one carries. */
+const EXAMPLE_OPTIONS: Partial<Record<ProblemCode, ProblemOptions>> = {
+  validation: {
+    detail: 'email: Invalid email address',
+    errors: [{ pointer: '#/email', detail: 'Invalid email address' }],
+  },
+};
 
 type StatusOf<C extends ProblemCode> = (typeof PROBLEMS)[C]['status'];
 type ProblemContent = { [PROBLEM_CONTENT_TYPE]: { schema: typeof ProblemSchema } };
 
 /**
- * OpenAPI `responses` entries for the problems a route can answer, grouped by status: each status lists the
- * catalogue's example of every one of its codes, so /docs shows this route's own failures.
+ * OpenAPI `responses` entries for the problems a route can answer, grouped by status: each status has its
+ * `Problem<status>` schema and the catalogue's example of every one of the route's codes, so /docs shows
+ * this route's own failures.
  */
 export function problemResponses<const C extends ProblemCode>(...codes: C[]) {
-  const byStatus = new Map<number, ProblemCode[]>();
+  const byStatus = new Map<ProblemStatus, ProblemCode[]>();
   for (const code of codes) byStatus.set(PROBLEMS[code].status, [...(byStatus.get(PROBLEMS[code].status) ?? []), code]);
   return Object.fromEntries(
     [...byStatus].map(([status, group]) => [
@@ -31,12 +75,15 @@ export function problemResponses<const C extends ProblemCode>(...codes: C[]) {
         description: group.map((code) => PROBLEMS[code].detail).join(' / '),
         content: {
           [PROBLEM_CONTENT_TYPE]: {
-            schema: ProblemSchema,
-            examples: Object.fromEntries(group.map((code) => [code, { value: problemBody(code) }])),
+            schema: problemSchemaFor(status),
+            examples: Object.fromEntries(
+              group.map((code) => [code, { value: problemBody(code, EXAMPLE_OPTIONS[code]) }]),
+            ),
           },
         },
       },
     ]),
+    // The typed client sees each status's body as the general Problem shape (its `status` a number).
   ) as unknown as Record<StatusOf<C>, { description: string; content: ProblemContent }>;
 }
 

@@ -13,10 +13,11 @@ export const PasswordSchema = PasswordRule.openapi({
     "is also refused (422) when it is a common password or contains the email's local part.",
 });
 
-/** A new account's email and password, with the whole password policy: the one schema register and the CLI use. */
-export const UserRegisterSchema = z
-  .object({ email: EmailSchema, password: PasswordSchema })
-  .superRefine(
+/** An object schema with `email` and `password`, plus the password policy (the blocklist and the email's name). */
+const withPasswordPolicy = <S extends z.ZodObject<{ email: typeof EmailSchema; password: typeof PasswordSchema }>>(
+  schema: S,
+) =>
+  schema.superRefine(
     async ({ email, password }, ctx) => {
       // `email` is undefined here when it failed its own type check; the password is still screened.
       const reason = await checkPasswordPolicy(password, typeof email === 'string' ? email : '');
@@ -25,8 +26,24 @@ export const UserRegisterSchema = z
     // The blocklist is checked only for a password that passed its own rules (one reason at a time), and
     // not at all when the body is no object; zod runs object refinements despite field issues otherwise.
     { when: ({ issues }) => !issues.some((issue) => !issue.path?.length || issue.path[0] === 'password') },
-  )
-  .openapi('UserRegister');
+  );
+
+/** A new account's email and password, with the whole password policy: the one schema register and the CLI use. */
+export const UserRegisterSchema = withPasswordPolicy(
+  z.object({ email: EmailSchema, password: PasswordSchema }),
+).openapi('UserRegister');
+
+/** POST /bootstrap/admin: the first admin's account, and the token that proves access to the data directory. */
+export const AdminBootstrapSchema = withPasswordPolicy(
+  z.object({
+    token: z.string().max(256).openapi({
+      description: 'The `token` of `admin-bootstrap.json` in the data directory (`PGLITE_DIR`)',
+      example: 'ZmlsZS1pbi10aGUtZGF0YS1kaXJlY3Rvcnk',
+    }),
+    email: EmailSchema,
+    password: PasswordSchema,
+  }),
+).openapi('AdminBootstrap');
 
 export const UserPublicSchema = z
   .object({
@@ -40,6 +57,16 @@ export const UserPublicSchema = z
   .openapi('UserPublic');
 
 export type UserPublic = z.infer<typeof UserPublicSchema>;
+
+/** A user as registration returns it: nobody has logged in yet. */
+export const NEW_USER_EXAMPLE: UserPublic = {
+  id: 1,
+  email: 'ada@example.com',
+  role: 'user',
+  disabled: false,
+  created_at: '2026-01-01T12:00:00.000Z',
+  last_login_time: null,
+};
 
 /** The public shape of a user: never a hash or a secret. */
 export const toUserPublic = (user: User): UserPublic => ({

@@ -29,6 +29,23 @@ export async function recordAudit(
   });
 }
 
+/** Appends many events in one statement (a bulk import records one per row); the same rule as recordAudit. */
+export async function recordAuditEvents(
+  { db }: { db: Pick<Database, 'insert'> },
+  inputs: { event: AuditEvent; meta: RequestMeta; userId?: number | null; details?: Record<string, unknown> }[],
+): Promise<void> {
+  if (inputs.length === 0) return;
+  await db.insert(auditEvents).values(
+    inputs.map((input) => ({
+      event: input.event,
+      userId: input.userId ?? null,
+      ip: input.meta.ip,
+      userAgent: input.meta.userAgent,
+      details: input.details ?? {},
+    })),
+  );
+}
+
 /** Newest first, optionally only the events filed under one user. */
 export async function listAuditEvents(
   { db }: { db: Database },

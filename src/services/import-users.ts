@@ -10,7 +10,7 @@ import { BCRYPT_HASH } from '../hashing/bcrypt';
 import { EmailRule } from '../lib/email';
 import type { RequestMeta } from '../lib/request-meta';
 import { describeIssues } from '../lib/validation';
-import { recordAudit } from './audit';
+import { recordAuditEvents } from './audit';
 
 /** Rows per transaction: a failure rolls back one batch, and earlier batches stay imported (re-run to resume). */
 export const IMPORT_BATCH_SIZE = 500;
@@ -98,7 +98,14 @@ export async function importUsers(
     inputs,
     meta,
     batchSize = IMPORT_BATCH_SIZE,
-  }: { inputs: Iterable<ImportInput>; meta: RequestMeta; batchSize?: number },
+    onProgress,
+  }: {
+    inputs: Iterable<ImportInput>;
+    meta: RequestMeta;
+    batchSize?: number;
+    /** Called after each committed batch with the valid rows done so far and their total. */
+    onProgress?: (progress: { done: number; total: number }) => void;
+  },
 ): Promise<ImportReport> {
   const report: ImportReport = { imported: [], duplicates: [], rejected: [] };
   const seen = new Set<string>();
@@ -137,19 +144,24 @@ export async function importUsers(
         .onConflictDoNothing()
         .returning({ id: users.id, email: users.email, role: users.role });
       const ids = new Map(created.map((user) => [user.email, user]));
+      const imported: ImportReport['imported'] = [];
       for (const { line, row } of batch) {
         const user = ids.get(row.email);
-        if (!user) {
-          report.duplicates.push({ line, email: row.email });
-          continue;
-        }
-        await recordAudit(
-          { db: tx },
-          { event: 'register', meta, userId: user.id, details: { imported: true, role: user.role } },
-        );
-        report.imported.push({ line, email: user.email, id: user.id });
+        if (user) imported.push({ line, email: user.email, id: user.id });
+        else report.duplicates.push({ line, email: row.email });
       }
+      await recordAuditEvents(
+        { db: tx },
+        created.map((user) => ({
+          event: 'register',
+          meta,
+          userId: user.id,
+          details: { imported: true, role: user.role },
+        })),
+      );
+      report.imported.push(...imported);
     });
+    onProgress?.({ done: Math.min(start + batchSize, valid.length), total: valid.length });
   }
   report.duplicates.sort((a, b) => a.line - b.line);
   return report;

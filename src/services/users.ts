@@ -24,11 +24,22 @@ const userNotFound = () => new AppError('not-found', { detail: 'No such user' })
  */
 export async function createUser(
   { db, hasher }: { db: Database; hasher: PasswordHasher },
-  input: { email: string; password: string; role?: Role; meta: RequestMeta; actorId?: number | null },
+  input: {
+    email: string;
+    password: string;
+    role?: Role;
+    meta: RequestMeta;
+    actorId?: number | null;
+    /** Runs first inside the transaction (e.g. "no admin exists yet"); throwing aborts the creation. */
+    guard?: (tx: Database) => Promise<void>;
+    /** Extra `details` of the `register` audit event. */
+    auditDetails?: Record<string, unknown>;
+  },
 ): Promise<User> {
   const email = normalizeEmail(input.email);
   const passwordHash = await hasher.hash(input.password);
   return db.transaction(async (tx) => {
+    await input.guard?.(tx);
     // ON CONFLICT DO NOTHING instead of check-then-insert: the unique index decides races atomically.
     const [created] = await tx
       .insert(users)
@@ -43,7 +54,7 @@ export async function createUser(
         meta: input.meta,
         userId: created.id,
         actorId: input.actorId ?? null,
-        details: { role: created.role },
+        details: { role: created.role, ...input.auditDetails },
       },
     );
     return created;
@@ -189,4 +200,37 @@ export async function setRoleByEmail(
   const user = await findUserByEmail(ctx, { email });
   if (!user) throw userNotFound();
   return updateUser(ctx, { userId: user.id, changes: { role }, actorId: null, meta });
+}
+
+// Any constant works as long as every instance uses the same one: it names the lock, nothing else.
+const FIRST_ADMIN_LOCK_ID = 72_0_2_2026;
+
+/** Whether any enabled admin exists: while none does, nobody can administer the service through the API. */
+export async function hasEnabledAdmin({ db }: { db: Database }): Promise<boolean> {
+  const [admin] = await db
+    .select({ id: users.id })
+    .from(users)
+    .where(and(eq(users.role, 'admin'), eq(users.disabled, false)))
+    .limit(1);
+  return admin !== undefined;
+}
+
+/**
+ * Creates the first admin, and only while no enabled admin exists (409 `admin-exists` otherwise). The check
+ * and the insert share a transaction under an advisory lock, so two bootstraps racing cannot both create
+ * one. Audited as `register` with `{role: "admin", bootstrap: true}`.
+ */
+export async function createFirstAdmin(
+  ctx: { db: Database; hasher: PasswordHasher },
+  input: { email: string; password: string; meta: RequestMeta },
+): Promise<User> {
+  return createUser(ctx, {
+    ...input,
+    role: 'admin',
+    auditDetails: { bootstrap: true },
+    guard: async (tx) => {
+      await tx.execute(sql`select pg_advisory_xact_lock(${FIRST_ADMIN_LOCK_ID})`);
+      if (await hasEnabledAdmin({ db: tx })) throw new AppError('admin-exists');
+    },
+  });
 }

@@ -1,5 +1,0 @@
-// The package types only its index; this file of it is the ~49k-entry password list alone.
-declare module '@zxcvbn-ts/language-common/dist/passwords.json.mjs' {
-  const passwords: string[];
-  export default passwords;
-}
