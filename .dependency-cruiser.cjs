@@ -39,6 +39,8 @@ module.exports = {
       '^src/config\\.ts$',
       '^src/deps\\.ts$',
     ),
+    // Mail: renders and delivers what the services queued; started by the runtimes and the CLI, never by the app.
+    allowed('^src/mail/', '^src/lib/', '^src/db/', '^src/services/', '^src/config\\.ts$'),
     // AppDeps composes leaf interfaces (and builds the instance's token keys).
     allowed(
       '^src/deps\\.ts$',
@@ -64,6 +66,7 @@ module.exports = {
       to: {
         path: [
           '^src/runtimes/',
+          '^src/mail/',
           '^src/db/(client-|migrate|open)',
           '^src/rate-limit/stores',
           '^src/hashing/(pool|bun|portable)',

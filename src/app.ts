@@ -16,6 +16,7 @@ import { configureOpenAPI } from './openapi';
 import { adminRoutes } from './routes/admin';
 import { authRoutes } from './routes/auth';
 import { healthRoutes } from './routes/health';
+import { recoveryRoutes } from './routes/recovery';
 import { createRouter } from './routes/router';
 import { userRoutes } from './routes/users';
 import { createServiceContext } from './services/context';
@@ -79,7 +80,12 @@ export function createApp(deps: AppDeps) {
   );
 
   // userRoutes before adminRoutes: /users/me must match before /users/{id}.
-  const routes = app.route('/', healthRoutes).route('/', authRoutes).route('/', userRoutes).route('/', adminRoutes);
+  const routes = app
+    .route('/', healthRoutes)
+    .route('/', authRoutes)
+    .route('/', recoveryRoutes)
+    .route('/', userRoutes)
+    .route('/', adminRoutes);
   configureOpenAPI(app, packageJson.version);
 
   app.notFound((c) => {

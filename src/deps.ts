@@ -27,6 +27,8 @@ export interface AppDeps {
   readAsset: ReadAsset;
   /** The peer address of the request's connection, where the runtime exposes it. */
   remoteAddress?: (c: Context) => string | undefined;
+  /** Wakes this instance's mail sender after a request queued mail (absent where no sender runs: Workers). */
+  mailQueued?: () => void;
 }
 
 /** What one process (or one Workers isolate) builds once and every request shares. */
@@ -52,7 +54,13 @@ export function createInstance<H extends PasswordHasher>(
 /** The one assembly of the app's dependencies: an instance's shared parts, on one database. */
 export function buildDeps(
   instance: Instance,
-  parts: { db: Database; rateLimits: RateLimits; readAsset: ReadAsset; remoteAddress?: AppDeps['remoteAddress'] },
+  parts: {
+    db: Database;
+    rateLimits: RateLimits;
+    readAsset: ReadAsset;
+    remoteAddress?: AppDeps['remoteAddress'];
+    mailQueued?: AppDeps['mailQueued'];
+  },
 ): AppDeps {
   const { config, logger, clock, hasher, tokens } = instance;
   return { config, logger, clock, hasher, tokens, ...parts };

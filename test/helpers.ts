@@ -103,6 +103,7 @@ const GENEROUS_RATE_LIMITS = {
   RATE_LIMIT_LOGIN_PER_IP: '100000',
   RATE_LIMIT_LOGIN_FAILURES: '100000',
   RATE_LIMIT_REGISTER_PER_IP: '100000',
+  RATE_LIMIT_RECOVERY_PER_IP: '100000',
 };
 
 export function testConfig(overrides: Record<string, string> = {}): Config {

@@ -12,7 +12,10 @@ import { openDatabase } from '../db/open';
 import { buildDeps, createInstance } from '../deps';
 import type { ReadAsset } from '../docs/assets';
 import type { PasswordHasher } from '../hashing/hasher';
+import type { Clock } from '../lib/clock';
 import { createLogger, describeError, type Logger } from '../lib/logger';
+import { createMailSender, type MailSender } from '../mail/sender';
+import { createMailTransport } from '../mail/transport';
 import { createRateLimitStore } from '../rate-limit/stores';
 
 export interface RuntimeParts {
@@ -28,7 +31,9 @@ export interface Service {
   config: Config;
   logger: Logger;
   database: DatabaseHandle;
-  /** Releases the hasher, the rate-limit store and the database, in that order. */
+  /** The outbox sender, started; null in production without SMTP_URL (mail waits in the outbox). */
+  mailSender: MailSender | null;
+  /** Stops the mail sender, then releases the hasher, the rate-limit store and the database, in that order. */
   close(): Promise<void>;
 }
 
@@ -44,24 +49,46 @@ export async function bootstrap(env: Record<string, unknown>, parts: RuntimePart
     await runMigrations(database, parts.migrationsFolder);
     const instance = createInstance(config, { hasher: parts.createHasher(config.BCRYPT_COST), logger });
     const rateLimitStore = await createRateLimitStore(config, { db: database.db, logger, clock: instance.clock });
+    const mailSender = startMailSender(config, { db: database.db, logger, clock: instance.clock });
     const app = createApp(
       buildDeps(instance, {
         db: database.db,
         rateLimits: rateLimitStore.rateLimits,
         readAsset: parts.readAsset,
         remoteAddress: parts.remoteAddress,
+        mailQueued: mailSender ? () => mailSender.wake() : undefined,
       }),
     );
     const close = async () => {
+      await mailSender?.stop();
       await instance.hasher.close();
       await rateLimitStore.close();
       await database.close();
     };
-    return { app, config, logger, database, close };
+    return { app, config, logger, database, mailSender, close };
   } catch (error) {
     await database.close();
     throw error;
   }
+}
+
+/**
+ * The outbox sender of this instance (README "Email"): SMTP, or .eml files in development; none in
+ * production without SMTP_URL, where mail waits in the outbox and the log says so once.
+ */
+function startMailSender(config: Config, deps: { db: DatabaseHandle['db']; logger: Logger; clock: Clock }) {
+  const { logger } = deps;
+  if (config.NODE_ENV === 'production' && !config.PUBLIC_URL) {
+    logger.warn('PUBLIC_URL is not set: links in mail point to http://localhost; set it to the public address');
+  }
+  const transport = createMailTransport(config, { logger });
+  if (!transport) {
+    logger.warn('SMTP_URL is not set: mail is queued in the outbox but not sent (`bun run cli mail status`)');
+    return null;
+  }
+  const sender = createMailSender({ ...deps, config, transport });
+  sender.start();
+  return sender;
 }
 
 /** The URL a server listens on, for the `listening` log line (IPv6 hosts in brackets). */

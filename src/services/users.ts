@@ -1,6 +1,8 @@
 /** Accounts: registration, lookup, password change and the admin's changes, each audited in its transaction. */
 import { and, asc, count, eq, ilike, sql } from 'drizzle-orm';
+import type { Config } from '../config';
 import type { Database } from '../db/database';
+import { isUniqueViolation } from '../db/errors';
 import { MAX_USER_ID, ROLES, type Role, type User, users } from '../db/schema';
 import type { PasswordHasher } from '../hashing/hasher';
 import type { Clock } from '../lib/clock';
@@ -9,31 +11,65 @@ import { assertPasswordPolicy, isAcceptablePassword } from '../lib/password-poli
 import { AppError } from '../lib/problems';
 import type { RequestMeta } from '../lib/request-meta';
 import { recordAudit } from './audit';
+import { EMAIL_LINK_EXPIRE_MINUTES, issueLinkToken } from './link-tokens';
+import { enqueueMail } from './outbox';
 import { revokeAllSessions } from './sessions';
 
 export { MAX_USER_ID, ROLES, type Role, type User };
 
 const userNotFound = () => new AppError('not-found', { detail: 'No such user' });
 
+/** Told after a transaction that queued mail has committed, so this instance's sender starts on it at once. */
+export interface MailQueuedHook {
+  mailQueued?: () => void;
+}
+
 /**
- * Inserts the user and its `register` audit event in one transaction. A concurrent or earlier
- * registration of the same email is a 409, never a 500. The password has passed the policy already
- * (the request schema, or the CLI's parse of it).
+ * Inserts the user and its `register` audit event in one transaction, with the verification mail unless
+ * EMAIL_VERIFICATION=off or `emailVerified` (an operator vouches for the address: the CLI's create-admin).
+ * A concurrent or earlier registration of the same email is a 409, never a 500. The password has passed
+ * the policy already (the request schema, or the CLI's parse of it).
  */
 export async function createUser(
-  { db, hasher }: { db: Database; hasher: PasswordHasher },
-  input: { email: string; password: string; role?: Role; meta: RequestMeta; actorId?: number | null },
+  ctx: {
+    db: Database;
+    hasher: PasswordHasher;
+    clock: Clock;
+    config: Pick<Config, 'EMAIL_VERIFICATION'>;
+  } & MailQueuedHook,
+  input: {
+    email: string;
+    password: string;
+    role?: Role;
+    meta: RequestMeta;
+    actorId?: number | null;
+    emailVerified?: boolean;
+  },
 ): Promise<User> {
+  const { db, hasher, clock } = ctx;
   const email = normalizeEmail(input.email);
   const passwordHash = await hasher.hash(input.password);
-  return db.transaction(async (tx) => {
+  const mailLink = !input.emailVerified && ctx.config.EMAIL_VERIFICATION !== 'off';
+  const user = await db.transaction(async (tx) => {
     // ON CONFLICT DO NOTHING instead of check-then-insert: the unique index decides races atomically.
     const [created] = await tx
       .insert(users)
-      .values({ email, passwordHash, role: input.role ?? 'user' })
+      .values({
+        email,
+        passwordHash,
+        role: input.role ?? 'user',
+        emailVerifiedAt: input.emailVerified ? clock.now() : null,
+      })
       .onConflictDoNothing()
       .returning();
     if (!created) throw new AppError('email-taken');
+    if (mailLink) {
+      const token = await issueLinkToken(
+        { db: tx, clock },
+        { purpose: 'email_verify', userId: created.id, email, minutes: EMAIL_LINK_EXPIRE_MINUTES },
+      );
+      await enqueueMail({ db: tx, clock }, { template: 'verify-email', to: email, params: { token } });
+    }
     await recordAudit(
       { db: tx },
       {
@@ -46,6 +82,8 @@ export async function createUser(
     );
     return created;
   });
+  if (mailLink) ctx.mailQueued?.();
+  return user;
 }
 
 export async function getUser({ db }: { db: Database }, { userId }: { userId: number }): Promise<User> {
@@ -101,6 +139,53 @@ export async function changePassword(
       },
     );
   });
+}
+
+/**
+ * Stores a new password hash for a user who proved control of their mailbox (a reset link): every session
+ * ends, and the address counts as verified, since the link reached it. Run it in the reset's transaction.
+ * Returns how many sessions ended.
+ */
+export async function replacePassword(
+  { db, clock }: { db: Database; clock: Clock },
+  { userId, passwordHash }: { userId: number; passwordHash: string },
+): Promise<number> {
+  const now = clock.now();
+  await db
+    .update(users)
+    .set({ passwordHash, emailVerifiedAt: sql`coalesce(${users.emailVerifiedAt}, ${now.toISOString()}::timestamptz)` })
+    .where(eq(users.id, userId));
+  return revokeAllSessions({ db, clock }, { userId });
+}
+
+/** Marks the user's address verified, if it is still `email`; false when the account has moved on. */
+export async function markEmailVerified(
+  { db, clock }: { db: Database; clock: Clock },
+  { userId, email }: { userId: number; email: string },
+): Promise<boolean> {
+  const marked = await db
+    .update(users)
+    .set({ emailVerifiedAt: sql`coalesce(${users.emailVerifiedAt}, ${clock.now().toISOString()}::timestamptz)` })
+    .where(and(eq(users.id, userId), eq(users.email, email)))
+    .returning({ id: users.id });
+  return marked.length > 0;
+}
+
+/**
+ * Moves the user to a new (confirmed, so verified) address. 409 when another account has it by now; the
+ * unique index decides, so two accounts confirming one address at once cannot both get it. The 409 aborts
+ * the caller's transaction, which is what it wants: nothing of the change stays.
+ */
+export async function changeEmail(
+  { db, clock }: { db: Database; clock: Clock },
+  { userId, email }: { userId: number; email: string },
+): Promise<void> {
+  try {
+    await db.update(users).set({ email, emailVerifiedAt: clock.now() }).where(eq(users.id, userId));
+  } catch (error) {
+    if (isUniqueViolation(error)) throw new AppError('email-taken');
+    throw error;
+  }
 }
 
 export async function listUsers(
