@@ -13,11 +13,14 @@ import { systemClock } from '../src/lib/clock';
 import { DescribedError, describeError } from '../src/lib/logger';
 import type { RequestMeta } from '../src/lib/request-meta';
 import { describeIssues } from '../src/lib/validation';
+import { deleteExpiredLinkTokens } from '../src/services/link-tokens';
+import { deleteOldSentMail } from '../src/services/outbox';
 import { deleteExpiredRateLimits } from '../src/rate-limit/stores';
 import { UserRegisterSchema } from '../src/schemas/user';
 import { importUsers, parseImportText } from '../src/services/import-users';
 import { deleteEndedSessions } from '../src/services/sessions';
 import { createUser, ROLES, type Role, setRoleByEmail } from '../src/services/users';
+import { MAIL_USAGE, mailCommand } from './cli-mail';
 
 const USAGE = `usage: bun run cli <command> [options]
 
@@ -27,16 +30,18 @@ commands:
   rollback [--to <tag>|base]       revert the newest migration, or all after <tag>, or all (alembic downgrade)
   create-admin --email <email>     create an admin; the password is read from stdin or a prompt, never argv
   set-role --email <email> --role <user|admin>
-  prune                            delete ended sessions and expired rate-limit counters; safe to run from cron
+  prune                            delete ended sessions, expired rate-limit counters and link tokens, and sent
+                                   mail older than a week; safe to run from cron
   import-users --file <path|->     import the FastAPI app's users (JSON lines or a JSON array; - is stdin),
-                                   bcrypt hashes kept as they are; exit 1 when any row was rejected`;
+                                   bcrypt hashes kept as they are; exit 1 when any row was rejected
+${MAIL_USAGE}`;
 
 const CLI_META: RequestMeta = { ip: null, userAgent: 'hono-postgres-auth cli' };
 
 class UsageError extends Error {}
 
 type Options = Record<string, string | undefined>;
-type Command = (database: DatabaseHandle, options: Options) => Promise<void>;
+type Command = (database: DatabaseHandle, options: Options, args: string[]) => Promise<void>;
 
 function required(options: Options, name: string): string {
   const value = options[name];
@@ -132,8 +137,16 @@ const COMMANDS: Record<string, Command> = {
     const ctx = { db: database.db, clock: systemClock };
     const sessions = await deleteEndedSessions(ctx);
     const counters = await deleteExpiredRateLimits(ctx);
-    console.log(`deleted ${sessions} ended sessions and ${counters} expired rate-limit counters`);
+    const links = await deleteExpiredLinkTokens(ctx);
+    const mail = await deleteOldSentMail(ctx);
+    console.log(
+      `deleted ${sessions} ended sessions, ${counters} expired rate-limit counters, ${links} expired link tokens ` +
+        `and ${mail} sent messages`,
+    );
   },
+
+  mail: (database, options, args) =>
+    mailCommand(database, { to: options.to, all: options.all === 'true' }, args, (message) => new UsageError(message)),
 
   'import-users': importUsersCommand,
 };
@@ -160,23 +173,28 @@ async function main(argv: string[]): Promise<number> {
     return 2;
   }
   let values: Options;
+  let positionals: string[];
   try {
-    ({ values } = parseArgs({
+    const parsed = parseArgs({
       args: rest,
       options: {
         to: { type: 'string' },
         email: { type: 'string' },
         role: { type: 'string' },
         file: { type: 'string' },
+        all: { type: 'boolean' },
       },
       strict: true,
-    }));
+      allowPositionals: name === 'mail', // `mail status`, `mail retry 12`
+    });
+    values = { ...parsed.values, all: parsed.values.all ? 'true' : undefined };
+    positionals = parsed.positionals;
   } catch (error) {
     throw new UsageError((error as Error).message);
   }
   const database = await openDatabase(parseCliConfig(process.env));
   try {
-    await command(database, values);
+    await command(database, values, positionals);
   } finally {
     await database.close(); // PGlite keeps the process alive until closed
   }

@@ -95,7 +95,7 @@ export function createMailTransport(config: MailSettings, { logger }: { logger: 
       const info = await writer.sendMail(compose(message));
       await mkdir(dir, { recursive: true });
       const stamp = new Date().toISOString().replace(/[:.]/g, '-');
-      const file = join(dir, `${stamp}-${message.messageId.replace(/[<>@]/g, '_')}.eml`);
+      const file = join(dir, `${stamp}-${message.messageId.replace(/^<|@.*$/g, '')}.eml`);
       await writeFile(file, info.message as Buffer, { mode: 0o600 });
       // The file, never the link: the log must not carry a token.
       logger.info('mail written to a file (no SMTP_URL)', { file, subject: message.subject });

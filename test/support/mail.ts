@@ -10,6 +10,17 @@ import type { SmtpSink } from './smtp-sink';
 
 export const SENDER_POLL_MS = 25;
 
+const running = new Set<MailSender>();
+
+/**
+ * Stops every sender the tests started (call it in afterEach): a sender left running, on a clock a test moved
+ * forward, would take over other tests' messages as if their senders had died.
+ */
+export async function stopMailSenders(): Promise<void> {
+  await Promise.all([...running].map((sender) => sender.stop()));
+  running.clear();
+}
+
 export async function createMailTestApp({
   sink,
   env = {},
@@ -21,7 +32,7 @@ export async function createMailTestApp({
 }) {
   let sender: MailSender | undefined;
   const testApp = await createTestApp({
-    env: { SMTP_URL: sink.url, ...env },
+    env: { SMTP_URL: sink.url, EMAIL_VERIFICATION: 'optional', ...env },
     ...(clock ? { clock } : {}),
     mailQueued: () => sender?.wake(),
   });
@@ -30,5 +41,6 @@ export async function createMailTestApp({
   if (!transport) throw new Error('no mail transport');
   sender = createMailSender({ ...deps, transport }, { pollMs: SENDER_POLL_MS });
   sender.start();
+  running.add(sender);
   return { ...testApp, sender };
 }
