@@ -37,8 +37,7 @@ beforeAll(async () => {
 afterEach(stopMailSenders);
 afterAll(() => sink.close());
 
-const mailTo = (email: string, subject: string) =>
-  sink.waitFor((m) => m.to === email && m.subject.includes(subject));
+const mailTo = (email: string, subject: string) => sink.waitFor((m) => m.to === email && m.subject.includes(subject));
 const resetMail = (email: string) => mailTo(email, 'Reset your');
 const verifyMail = (email: string) => mailTo(email, 'Confirm your email address');
 
@@ -79,9 +78,7 @@ describe('password reset', () => {
     const notice = await mailTo(email, 'password was changed');
     expect(notice.text).toContain('signed out');
     const events = await deps.db.select().from(auditEvents).where(eq(auditEvents.userId, user.id));
-    expect(events.map((e) => e.event)).toEqual(
-      expect.arrayContaining(['password_reset_requested', 'password_reset']),
-    );
+    expect(events.map((e) => e.event)).toEqual(expect.arrayContaining(['password_reset_requested', 'password_reset']));
   });
 
   test('a reset ends the sessions on every instance', async () => {
@@ -423,7 +420,12 @@ describe('changing the address', () => {
     const { app } = await createMailTestApp({ sink });
     const { email } = await register(app);
     const { token } = await loginSession(app, email);
-    const res = await put(app, '/users/me/email', { new_email: email.toUpperCase(), current_password: TEST_PASSWORD }, token);
+    const res = await put(
+      app,
+      '/users/me/email',
+      { new_email: email.toUpperCase(), current_password: TEST_PASSWORD },
+      token,
+    );
     expect((await expectProblem(res, 422, 'validation')).errors?.[0]?.pointer).toBe('#/new_email');
   });
 });
@@ -432,7 +434,11 @@ describe('mail content', () => {
   test('text and HTML parts, links from PUBLIC_URL whatever the Host header, no remote content', async () => {
     const { app } = await createMailTestApp({
       sink,
-      env: { PUBLIC_URL: 'https://auth.example.org/', APP_NAME: 'Example ID', MAIL_FROM: 'Example <id@mail.example.org>' },
+      env: {
+        PUBLIC_URL: 'https://auth.example.org/',
+        APP_NAME: 'Example ID',
+        MAIL_FROM: 'Example <id@mail.example.org>',
+      },
     });
     const email = uniqueEmail();
     await app.request('/register', {

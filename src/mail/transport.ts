@@ -8,7 +8,7 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { createTransport } from 'nodemailer';
 import type { Config } from '../config';
-import { errorCodes, type Logger } from '../lib/logger';
+import { DescribedError, errorCodes, type Logger } from '../lib/logger';
 import type { RenderedMail } from './templates';
 
 export interface OutgoingMessage extends RenderedMail {
@@ -114,17 +114,19 @@ export function isPermanentFailure(error: unknown): boolean {
   return permanent === true && typeof command === 'string' && (command.startsWith('RCPT') || command === 'DATA');
 }
 
-/** What the outbox row and the log keep of a failure: nodemailer's code, the command and the server's reply. */
+/**
+ * What the outbox row keeps of a failure, for `cli mail status`: nodemailer's code and the socket's (a refused
+ * connection is `ESOCKET (ECONNREFUSED)`), the SMTP command, and the server's reply ("550 5.1.1 no such user",
+ * which names at most the recipient, whom the row names anyway). Our own errors give their sentence.
+ */
 export function describeMailFailure(error: unknown): string {
-  const { command, response } = (error ?? {}) as { command?: unknown; response?: unknown };
+  if (error instanceof DescribedError) return error.message;
+  const { command, response, originalCode } = (error ?? {}) as Record<string, unknown>;
   const codes = errorCodes(error);
-  const name = error instanceof Error ? error.name : typeof error;
+  const name = codes.length > 0 ? codes.join(', ') : error instanceof Error ? error.name : typeof error;
   return [
-    codes.length > 0 ? codes.join(', ') : name,
-    typeof command === 'string' ? `at ${command}` : '',
-    // The server's own words ("550 5.1.1 no such user"); they name at most the recipient, which the row has.
+    typeof originalCode === 'string' ? `${name} (${originalCode})` : name,
+    typeof command === 'string' ? ` at ${command}` : '',
     typeof response === 'string' ? `: ${response.slice(0, 300)}` : '',
-  ]
-    .filter(Boolean)
-    .join(' ');
+  ].join('');
 }

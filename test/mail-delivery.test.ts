@@ -1,0 +1,221 @@
+/**
+ * Delivery through the outbox when the SMTP server misbehaves: down, stalled, refusing (4xx, 5xx), dropping
+ * the connection after taking the message. For each fault: what the request saw, and what became of every
+ * message (README "Email", delivery guarantees).
+ */
+import { afterAll, afterEach, beforeAll, describe, expect, setDefaultTimeout, test } from 'bun:test';
+import { eq } from 'drizzle-orm';
+import type { Database } from '../src/db/database';
+import { type MailOutboxRow, mailOutbox } from '../src/db/schema';
+import { createMailSender } from '../src/mail/sender';
+import { createMailTransport } from '../src/mail/transport';
+import { enqueueMail, outboxStats, retryDeadMail, retryDelaySeconds } from '../src/services/outbox';
+import {
+  createTestApp,
+  createTestClock,
+  postJson,
+  TEST_PASSWORD,
+  type TestApp,
+  testDatabaseUrl,
+  uniqueEmail,
+} from './helpers';
+import { createMailTestApp, SENDER_POLL_MS, stopMailSenders } from './support/mail';
+import { type SmtpSink, startSmtpSink } from './support/smtp-sink';
+
+setDefaultTimeout(30_000);
+
+// Short, so a stalled send gives up within the test; the lease is 2 × 2 + 5 = 9 s.
+const FAULT_ENV = { MAIL_SEND_TIMEOUT_SECONDS: '2', MAIL_MAX_ATTEMPTS: '3' };
+
+let sink: SmtpSink;
+beforeAll(async () => {
+  sink = await startSmtpSink();
+});
+afterEach(async () => {
+  await stopMailSenders();
+  sink.behave(() => ({ kind: 'accept' }));
+  await sink.start();
+});
+afterAll(() => sink.close());
+
+async function register(app: TestApp, email = uniqueEmail()) {
+  const res = await postJson(app, '/register', { email, password: TEST_PASSWORD });
+  expect(res.status).toBe(201);
+  return email;
+}
+
+/** The outbox rows to `recipient`, once `done` holds for them (polled; the sender works in the background). */
+async function rowsTo(db: Database, recipient: string, done: (rows: MailOutboxRow[]) => boolean, timeoutMs = 10_000) {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const rows = await db.select().from(mailOutbox).where(eq(mailOutbox.recipient, recipient));
+    if (done(rows)) return rows;
+    if (Date.now() > deadline) throw new Error(`outbox rows to ${recipient} never got there: ${JSON.stringify(rows)}`);
+    await Bun.sleep(SENDER_POLL_MS);
+  }
+}
+const oneRow = async (db: Database, recipient: string, done: (row: MailOutboxRow) => boolean) =>
+  (await rowsTo(db, recipient, (rows) => rows.length === 1 && done(rows[0] as MailOutboxRow)))[0] as MailOutboxRow;
+
+describe('delivery faults', () => {
+  test('a stalled SMTP server holds neither the request nor the next request; the mail goes out later', async () => {
+    const clock = createTestClock();
+    const { app, deps, sender } = await createMailTestApp({ sink, clock, env: FAULT_ENV });
+    const stalled = uniqueEmail('stalled');
+    sink.behave((to) => (to === stalled ? { kind: 'stall' } : { kind: 'accept' }));
+    await register(app, stalled);
+    await sink.waitFor((m) => m.to === stalled); // the sink holds the message and never answers
+    // While the sender is stuck in that conversation, requests still answer at once.
+    const next = await register(app);
+    expect((await oneRow(deps.db, stalled, () => true)).status).toBe('sending');
+    // The send gives up after MAIL_SEND_TIMEOUT_SECONDS and the message waits for its retry.
+    const failed = await oneRow(deps.db, stalled, (row) => row.status === 'pending');
+    expect(failed.lastError).toContain('ESENDTIMEOUT');
+    sink.behave(() => ({ kind: 'accept' }));
+    clock.advance(retryDelaySeconds(1) * 1000);
+    sender.wake();
+    await oneRow(deps.db, stalled, (row) => row.status === 'sent');
+    await oneRow(deps.db, next, (row) => row.status === 'sent');
+    // The stalled copy was never acknowledged; exactly one was.
+    expect(sink.to(stalled).map((m) => m.acknowledged)).toEqual([false, true]);
+    expect(new Set(sink.to(stalled).map((m) => m.messageId)).size).toBe(1);
+    expect(sink.to(next).length).toBe(1);
+  });
+
+  test('SMTP down: the request still succeeds, and the mail goes out once after the server returns', async () => {
+    const clock = createTestClock();
+    const { app, deps, sender } = await createMailTestApp({ sink, clock, env: FAULT_ENV });
+    await sink.stop();
+    const email = await register(app);
+    const waiting = await oneRow(deps.db, email, (row) => row.status === 'pending' && row.attempts === 1);
+    expect(waiting.lastError).toContain('ECONNREFUSED');
+    // The first retry comes 30 s later, by the app's clock.
+    expect(waiting.nextAttemptAt.getTime() - clock.now().getTime()).toBe(retryDelaySeconds(1) * 1000);
+    await sink.start();
+    clock.advance(retryDelaySeconds(1) * 1000);
+    sender.wake();
+    const sent = await oneRow(deps.db, email, (row) => row.status === 'sent');
+    expect(sent).toMatchObject({ attempts: 2, params: {}, lastError: null });
+    expect(sink.to(email)).toHaveLength(1);
+  });
+
+  test('a 5xx for one recipient makes that message dead at once; the next message still goes out', async () => {
+    const { app, deps } = await createMailTestApp({ sink, env: FAULT_ENV });
+    const refused = uniqueEmail('refused');
+    sink.behave((to) => (to === refused ? { kind: 'reject', at: 'rcpt', code: 550 } : { kind: 'accept' }));
+    await register(app, refused);
+    const next = await register(app);
+    const dead = await oneRow(deps.db, refused, (row) => row.status === 'dead');
+    expect(dead.attempts).toBe(1);
+    expect(dead.lastError).toContain('550');
+    await oneRow(deps.db, next, (row) => row.status === 'sent');
+    expect(sink.to(next)).toHaveLength(1);
+    expect(sink.to(refused)).toEqual([]);
+  });
+
+  test('a 4xx on every attempt: retried on the backoff schedule, dead after MAIL_MAX_ATTEMPTS, sent once retried', async () => {
+    const clock = createTestClock();
+    const { app, deps, sender } = await createMailTestApp({ sink, clock, env: FAULT_ENV });
+    const busy = uniqueEmail('busy');
+    sink.behave((to) => (to === busy ? { kind: 'reject', at: 'data', code: 451 } : { kind: 'accept' }));
+    await register(app, busy);
+    for (let attempt = 1; attempt < 3; attempt++) {
+      const row = await oneRow(deps.db, busy, (r) => r.status === 'pending' && r.attempts === attempt);
+      expect(row.nextAttemptAt.getTime() - clock.now().getTime()).toBe(retryDelaySeconds(attempt) * 1000);
+      clock.advance(retryDelaySeconds(attempt) * 1000);
+      sender.wake();
+    }
+    const dead = await oneRow(deps.db, busy, (row) => row.status === 'dead');
+    expect(dead.attempts).toBe(3);
+    expect(dead.lastError).toContain('451');
+
+    sink.behave(() => ({ kind: 'accept' }));
+    expect(await retryDeadMail(deps, { id: dead.id })).toBe(1);
+    sender.wake();
+    await oneRow(deps.db, busy, (row) => row.status === 'sent');
+    expect(sink.to(busy).filter((m) => m.acknowledged)).toHaveLength(1);
+  });
+
+  test('a connection dropped after DATA (a lost reply): sent again, with the same Message-ID', async () => {
+    const clock = createTestClock();
+    const { app, deps, sender } = await createMailTestApp({ sink, clock, env: FAULT_ENV });
+    const email = uniqueEmail('dropped');
+    sink.behave((to) => (to === email ? { kind: 'drop' } : { kind: 'accept' }));
+    await register(app, email);
+    await oneRow(deps.db, email, (row) => row.status === 'pending' && row.attempts === 1);
+    sink.behave(() => ({ kind: 'accept' }));
+    clock.advance(retryDelaySeconds(1) * 1000);
+    sender.wake();
+    await oneRow(deps.db, email, (row) => row.status === 'sent');
+    const copies = sink.to(email);
+    expect(copies.map((m) => m.acknowledged)).toEqual([false, true]);
+    expect(copies[0]?.messageId).toBe(copies[1]?.messageId as string);
+  });
+
+  test('a message no template can render is dead at once and holds up nothing', async () => {
+    const { deps, sender } = await createMailTestApp({ sink, env: FAULT_ENV });
+    const poison = uniqueEmail('poison');
+    const next = uniqueEmail('next');
+    const now = deps.clock.now();
+    // A row this version cannot render (written by another version, or damaged), queued first.
+    await deps.db
+      .insert(mailOutbox)
+      .values({ template: 'no-such-template', recipient: poison, createdAt: now, nextAttemptAt: now });
+    await enqueueMail(deps, { template: 'test', to: next, params: {} });
+    sender.wake();
+    const dead = await oneRow(deps.db, poison, (row) => row.status === 'dead');
+    expect(dead.lastError).toContain('unknown mail template');
+    await oneRow(deps.db, next, (row) => row.status === 'sent');
+  });
+});
+
+describe('several senders', () => {
+  test('two senders on one database never send a message twice', async () => {
+    const url = await testDatabaseUrl();
+    const { deps } = await createTestApp({ env: { SMTP_URL: sink.url } });
+    // On PostgreSQL each sender has its own connection pool, as two instances would; PGlite has one process.
+    const { createPostgresDb } = await import('../src/db/client-postgres');
+    const handles = url ? [createPostgresDb(url), createPostgresDb(url)] : [];
+    const databases = url ? handles.map((h) => h.db) : [deps.db, deps.db];
+    const tag = uniqueEmail('burst').replace('@', '-');
+    const recipients = Array.from({ length: 40 }, (_, i) => `${tag}-${i}@example.com`);
+    await deps.db.transaction(async (tx) => {
+      for (const to of recipients)
+        await enqueueMail({ db: tx, clock: deps.clock }, { template: 'test', to, params: {} });
+    });
+    const senders = databases.map((db) => {
+      const transport = createMailTransport(deps.config, { logger: deps.logger });
+      if (!transport) throw new Error('no transport');
+      return createMailSender({ ...deps, db, transport }, { pollMs: SENDER_POLL_MS });
+    });
+    try {
+      for (const sender of senders) sender.start();
+      await sink.waitFor(() => recipients.every((to) => sink.to(to).length > 0), 20_000);
+      await Bun.sleep(200); // a duplicate would arrive by now
+    } finally {
+      await Promise.all(senders.map((sender) => sender.stop()));
+      await Promise.all(handles.map((h) => h.close()));
+    }
+    for (const to of recipients) expect(sink.to(to)).toHaveLength(1);
+    const rows = await deps.db.select().from(mailOutbox).where(eq(mailOutbox.template, 'test'));
+    const ours = rows.filter((row) => recipients.includes(row.recipient));
+    expect(ours).toHaveLength(40);
+    expect(ours.every((row) => row.status === 'sent' && row.attempts === 1)).toBe(true);
+  });
+});
+
+describe('outbox numbers', () => {
+  test('depth and oldest age grow while mail cannot go out; dead messages are counted', async () => {
+    const clock = createTestClock();
+    const { app, deps } = await createTestApp({ clock, env: { EMAIL_VERIFICATION: 'optional' } }); // no sender
+    const before = await outboxStats(deps);
+    const first = await register(app);
+    await register(app);
+    clock.advance(90_000);
+    const after = await outboxStats(deps);
+    expect(after.depth - before.depth).toBe(2);
+    expect(after.oldestAgeSeconds).toBeGreaterThanOrEqual(90);
+    await deps.db.update(mailOutbox).set({ status: 'dead' }).where(eq(mailOutbox.recipient, first));
+    expect((await outboxStats(deps)).dead).toBe(after.dead + 1);
+  });
+});
