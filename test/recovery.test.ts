@@ -192,15 +192,21 @@ describe('POST /password/forgot does not tell which addresses have accounts', ()
       : await import('drizzle-orm/pglite');
     const schema = await import('../src/db/schema');
     // The same client under a second Drizzle instance that logs every statement: instrumentation, not a fake.
-    const counted = (wrap as (config: object) => typeof deps.db)({
+    const counted = (wrap as unknown as (config: object) => typeof deps.db)({
       client: (deps.db as unknown as { $client: unknown }).$client,
       schema,
       casing: 'snake_case',
       logger,
     });
     const hasher = {
-      hash: (password: string) => (hashes.push('hash'), deps.hasher.hash(password)),
-      verify: (password: string, hash: string) => (hashes.push('verify'), deps.hasher.verify(password, hash)),
+      hash(password: string) {
+        hashes.push('hash');
+        return deps.hasher.hash(password);
+      },
+      verify(password: string, hash: string) {
+        hashes.push('verify');
+        return deps.hasher.verify(password, hash);
+      },
     };
     const { app } = await createTestApp({
       env: { EMAIL_VERIFICATION: 'optional' },
@@ -211,7 +217,7 @@ describe('POST /password/forgot does not tell which addresses have accounts', ()
     return {
       app,
       db: deps.db,
-      measure: async (request: () => Promise<Response>) => {
+      measure: async (request: () => Promise<Response> | Response) => {
         statements.length = 0;
         hashes.length = 0;
         const res = await request();
