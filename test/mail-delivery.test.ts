@@ -4,11 +4,15 @@
  * message (README "Email", delivery guarantees).
  */
 import { afterAll, afterEach, beforeAll, describe, expect, setDefaultTimeout, test } from 'bun:test';
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { eq } from 'drizzle-orm';
 import type { Database } from '../src/db/database';
 import { type MailOutboxRow, mailOutbox } from '../src/db/schema';
+import { createLogger } from '../src/lib/logger';
 import { createMailSender } from '../src/mail/sender';
-import { createMailTransport } from '../src/mail/transport';
+import { createMailTransport, type MailTransport } from '../src/mail/transport';
 import { enqueueMail, outboxStats, retryDeadMail, retryDelaySeconds } from '../src/services/outbox';
 import {
   createTestApp,
@@ -217,5 +221,34 @@ describe('outbox numbers', () => {
     expect(after.oldestAgeSeconds).toBeGreaterThanOrEqual(90);
     await deps.db.update(mailOutbox).set({ status: 'dead' }).where(eq(mailOutbox.recipient, first));
     expect((await outboxStats(deps)).dead).toBe(after.dead + 1);
+  });
+});
+
+describe('development without SMTP_URL', () => {
+  test('mail is written as an .eml file under the data directory; the log names the file, never the token', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'hpa-mail-files-'));
+    const lines: string[] = [];
+    try {
+      const logger = createLogger('info', (line) => lines.push(line));
+      const { app, deps } = await createTestApp({ logger, env: { EMAIL_VERIFICATION: 'optional', PGLITE_DIR: dir } });
+      const transport = createMailTransport(deps.config, { logger });
+      expect(transport?.description).toBe(join(dir, 'mail'));
+      const email = await register(app);
+      await createMailSender({ ...deps, transport: transport as MailTransport }).drain();
+      const files = readdirSync(join(dir, 'mail')).map((name) => readFileSync(join(dir, 'mail', name), 'utf8'));
+      const mine = files.find((text) => text.includes(`To: ${email}`)) as string;
+      const token = /token=([A-Za-z0-9_-]{43})/.exec(mine)?.[1] as string;
+      expect(token).toHaveLength(43);
+      const logged = lines.filter((line) => line.includes('mail written'));
+      expect(logged.length).toBeGreaterThan(0);
+      expect(lines.join('\n')).not.toContain(token);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  test('production without SMTP_URL has no transport: mail waits in the outbox', async () => {
+    const { deps } = await createTestApp({ env: { NODE_ENV: 'production' } });
+    expect(createMailTransport(deps.config, { logger: deps.logger })).toBeNull();
   });
 });

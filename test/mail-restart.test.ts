@@ -7,7 +7,7 @@ import { afterAll, expect, test } from 'bun:test';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { testDatabaseUrl, TEST_PASSWORD, uniqueEmail } from './helpers';
+import { TEST_PASSWORD, testDatabaseUrl, uniqueEmail } from './helpers';
 import { type ServerProcess, startServer } from './server-process';
 import { type SinkMessage, startSmtpSink } from './support/smtp-sink';
 
