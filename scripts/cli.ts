@@ -139,10 +139,8 @@ const COMMANDS: Record<string, Command> = {
     const counters = await deleteExpiredRateLimits(ctx);
     const links = await deleteExpiredLinkTokens(ctx);
     const mail = await deleteOldSentMail(ctx);
-    console.log(
-      `deleted ${sessions} ended sessions, ${counters} expired rate-limit counters, ${links} expired link tokens ` +
-        `and ${mail} sent messages`,
-    );
+    console.log(`deleted ${sessions} ended sessions and ${counters} expired rate-limit counters`);
+    console.log(`deleted ${links} expired link tokens and ${mail} sent messages older than a week`);
   },
 
   mail: (database, options, args) =>

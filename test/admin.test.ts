@@ -119,6 +119,7 @@ describe('GET /users', () => {
       'created_at',
       'disabled',
       'email',
+      'email_verified',
       'id',
       'last_login_time',
       'role',
