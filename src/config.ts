@@ -90,7 +90,13 @@ export const ConfigSchema = CliConfigSchema.extend({
       .regex(/^smtps?:\/\/[^/]/, 'must be an smtp:// or smtps:// URL (smtp://user:pass@host:587)')
       .optional(),
   ),
-  MAIL_FROM: optionalString,
+  MAIL_FROM: z.preprocess(
+    emptyAsUndefined,
+    z
+      .string()
+      .regex(/^\s*(?:[^<>]*<[^<>@\s]+@[^<>@\s]+>|[^<>@\s]+@[^<>@\s]+)\s*$/, 'must be `address` or `Name <address>`')
+      .optional(),
+  ),
   PASSWORD_RESET_EXPIRE_MINUTES: integer(5, 24 * 60, 30),
   MAIL_MAX_ATTEMPTS: integer(1, 100, 8), // delivery attempts before a message is dead
   MAIL_SEND_TIMEOUT_SECONDS: integer(1, 600, 60), // the longest one SMTP delivery may take

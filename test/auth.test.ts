@@ -11,6 +11,7 @@ import {
   registerUser,
   TEST_PASSWORD,
   type TokenBody,
+  USER_PUBLIC_FIELDS,
   uniqueEmail,
 } from './helpers';
 
@@ -23,15 +24,7 @@ describe('POST /register', () => {
     expect(res.status).toBe(201);
     expect(res.headers.get('Content-Type')).toStartWith('application/json');
     const user = await json(res);
-    expect(Object.keys(user).sort()).toEqual([
-      'created_at',
-      'disabled',
-      'email',
-      'email_verified',
-      'id',
-      'last_login_time',
-      'role',
-    ]);
+    expect(Object.keys(user).sort()).toEqual(USER_PUBLIC_FIELDS);
     expect(user).toMatchObject({ email, role: 'user', disabled: false, last_login_time: null });
     expect(new Date(user.created_at).toISOString()).toBe(user.created_at);
   });

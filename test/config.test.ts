@@ -134,13 +134,14 @@ describe('mail settings', () => {
     expect(parseConfig(production).config.EMAIL_VERIFICATION).toBe('optional');
   });
 
-  test('refuses an SMTP_URL, PUBLIC_URL or EMAIL_VERIFICATION it cannot use, naming each', () => {
+  test('refuses an SMTP_URL, PUBLIC_URL, MAIL_FROM or EMAIL_VERIFICATION it cannot use, naming each', () => {
     const { message } = configError({
       SMTP_URL: 'mx.example.com:25',
       PUBLIC_URL: 'auth.example.com',
+      MAIL_FROM: 'no-reply',
       EMAIL_VERIFICATION: 'sometimes',
     });
-    for (const name of ['SMTP_URL', 'PUBLIC_URL', 'EMAIL_VERIFICATION']) expect(message).toContain(name);
+    for (const name of ['SMTP_URL', 'PUBLIC_URL', 'MAIL_FROM', 'EMAIL_VERIFICATION']) expect(message).toContain(name);
   });
 
   test('PUBLIC_URL loses its trailing slash', () => {

@@ -150,6 +150,17 @@ export async function createTestApp(
 
 export type TestApp = ReturnType<typeof createApp>;
 
+/** The fields of the public user shape (API.md), sorted: exactly these and nothing else ever leaves. */
+export const USER_PUBLIC_FIELDS = [
+  'created_at',
+  'disabled',
+  'email',
+  'email_verified',
+  'id',
+  'last_login_time',
+  'role',
+];
+
 /** The same shape as createTestApp's result, but every request goes over HTTP to the server at `baseUrl`. */
 async function remoteTestApp(baseUrl: string) {
   // Paths go to the server as they are (even `//a//`); absolute URLs (hono/client sends

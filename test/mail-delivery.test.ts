@@ -24,7 +24,7 @@ import {
   uniqueEmail,
 } from './helpers';
 import { createMailTestApp, SENDER_POLL_MS, stopMailSenders } from './support/mail';
-import { type SmtpSink, startSmtpSink } from './support/smtp-sink';
+import { type SinkBehaviour, type SmtpSink, startSmtpSink } from './support/smtp-sink';
 
 setDefaultTimeout(30_000);
 
@@ -37,10 +37,14 @@ beforeAll(async () => {
 });
 afterEach(async () => {
   await stopMailSenders();
-  sink.behave(() => ({ kind: 'accept' }));
+  sink.behave(() => ACCEPT);
   await sink.start();
 });
 afterAll(() => sink.close());
+
+const ACCEPT: SinkBehaviour = { kind: 'accept' };
+/** The sink misbehaves for one recipient only, and accepts everyone else's mail. */
+const onlyFor = (recipient: string, fault: SinkBehaviour) => (to: string) => (to === recipient ? fault : ACCEPT);
 
 async function register(app: TestApp, email = uniqueEmail()) {
   const res = await postJson(app, '/register', { email, password: TEST_PASSWORD });
@@ -66,7 +70,7 @@ describe('delivery faults', () => {
     const clock = createTestClock();
     const { app, deps, sender } = await createMailTestApp({ sink, clock, env: FAULT_ENV });
     const stalled = uniqueEmail('stalled');
-    sink.behave((to) => (to === stalled ? { kind: 'stall' } : { kind: 'accept' }));
+    sink.behave(onlyFor(stalled, { kind: 'stall' }));
     await register(app, stalled);
     await sink.waitFor((m) => m.to === stalled); // the sink holds the message and never answers
     // While the sender is stuck in that conversation, requests still answer at once.
@@ -75,7 +79,7 @@ describe('delivery faults', () => {
     // The send gives up after MAIL_SEND_TIMEOUT_SECONDS and the message waits for its retry.
     const failed = await oneRow(deps.db, stalled, (row) => row.status === 'pending');
     expect(failed.lastError).toContain('ESENDTIMEOUT');
-    sink.behave(() => ({ kind: 'accept' }));
+    sink.behave(() => ACCEPT);
     clock.advance(retryDelaySeconds(1) * 1000);
     sender.wake();
     await oneRow(deps.db, stalled, (row) => row.status === 'sent');
@@ -106,7 +110,7 @@ describe('delivery faults', () => {
   test('a 5xx for one recipient makes that message dead at once; the next message still goes out', async () => {
     const { app, deps } = await createMailTestApp({ sink, env: FAULT_ENV });
     const refused = uniqueEmail('refused');
-    sink.behave((to) => (to === refused ? { kind: 'reject', at: 'rcpt', code: 550 } : { kind: 'accept' }));
+    sink.behave(onlyFor(refused, { kind: 'reject', at: 'rcpt', code: 550 }));
     await register(app, refused);
     const next = await register(app);
     const dead = await oneRow(deps.db, refused, (row) => row.status === 'dead');
@@ -121,7 +125,7 @@ describe('delivery faults', () => {
     const clock = createTestClock();
     const { app, deps, sender } = await createMailTestApp({ sink, clock, env: FAULT_ENV });
     const busy = uniqueEmail('busy');
-    sink.behave((to) => (to === busy ? { kind: 'reject', at: 'data', code: 451 } : { kind: 'accept' }));
+    sink.behave(onlyFor(busy, { kind: 'reject', at: 'data', code: 451 }));
     await register(app, busy);
     for (let attempt = 1; attempt < 3; attempt++) {
       const row = await oneRow(deps.db, busy, (r) => r.status === 'pending' && r.attempts === attempt);
@@ -133,7 +137,7 @@ describe('delivery faults', () => {
     expect(dead.attempts).toBe(3);
     expect(dead.lastError).toContain('451');
 
-    sink.behave(() => ({ kind: 'accept' }));
+    sink.behave(() => ACCEPT);
     expect(await retryDeadMail(deps, { id: dead.id })).toBe(1);
     sender.wake();
     await oneRow(deps.db, busy, (row) => row.status === 'sent');
@@ -144,10 +148,10 @@ describe('delivery faults', () => {
     const clock = createTestClock();
     const { app, deps, sender } = await createMailTestApp({ sink, clock, env: FAULT_ENV });
     const email = uniqueEmail('dropped');
-    sink.behave((to) => (to === email ? { kind: 'drop' } : { kind: 'accept' }));
+    sink.behave(onlyFor(email, { kind: 'drop' }));
     await register(app, email);
     await oneRow(deps.db, email, (row) => row.status === 'pending' && row.attempts === 1);
-    sink.behave(() => ({ kind: 'accept' }));
+    sink.behave(() => ACCEPT);
     clock.advance(retryDelaySeconds(1) * 1000);
     sender.wake();
     await oneRow(deps.db, email, (row) => row.status === 'sent');

@@ -8,6 +8,7 @@ import {
   login,
   loginAs,
   postJson,
+  USER_PUBLIC_FIELDS,
   uniqueEmail,
 } from './helpers';
 
@@ -33,15 +34,7 @@ describe('GET /users/me', () => {
     expect(res.headers.get('Content-Type')).toStartWith('application/json');
     expect(res.headers.get('Cache-Control')).toBe('no-store');
     const me = await json(res);
-    expect(Object.keys(me).sort()).toEqual([
-      'created_at',
-      'disabled',
-      'email',
-      'email_verified',
-      'id',
-      'last_login_time',
-      'role',
-    ]);
+    expect(Object.keys(me).sort()).toEqual(USER_PUBLIC_FIELDS);
     expect(me).toMatchObject({ id: user.id, email, role: 'user', disabled: false });
     expect(new Date(me.last_login_time ?? 'null').toISOString()).toBe(me.last_login_time ?? 'null');
   });
