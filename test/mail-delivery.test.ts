@@ -28,8 +28,9 @@ import { type SinkBehaviour, type SmtpSink, startSmtpSink } from './support/smtp
 
 setDefaultTimeout(30_000);
 
-// Short, so a stalled send gives up within the test; the lease is 2 × 2 + 5 = 9 s.
-const FAULT_ENV = { MAIL_SEND_TIMEOUT_SECONDS: '2', MAIL_MAX_ATTEMPTS: '3' };
+const FAULT_ENV = { MAIL_MAX_ATTEMPTS: '3' };
+// Short, so a stalled send gives up within the test (the lease is then 2 × 3 + 5 = 11 s).
+const STALL_ENV = { ...FAULT_ENV, MAIL_SEND_TIMEOUT_SECONDS: '3' };
 
 let sink: SmtpSink;
 beforeAll(async () => {
@@ -68,7 +69,7 @@ const oneRow = async (db: Database, recipient: string, done: (row: MailOutboxRow
 describe('delivery faults', () => {
   test('a stalled SMTP server holds neither the request nor the next request; the mail goes out later', async () => {
     const clock = createTestClock();
-    const { app, deps, sender } = await createMailTestApp({ sink, clock, env: FAULT_ENV });
+    const { app, deps, sender } = await createMailTestApp({ sink, clock, env: STALL_ENV });
     const stalled = uniqueEmail('stalled');
     sink.behave(onlyFor(stalled, { kind: 'stall' }));
     await register(app, stalled);

@@ -73,6 +73,7 @@ export function createMailSender(deps: SenderDeps, { pollMs = DEFAULT_POLL_MS }:
         config.MAIL_SEND_TIMEOUT_SECONDS * 1000,
       );
     } catch (error) {
+      if (error instanceof SendTimeout) transport.reset();
       const permanent = error instanceof TemplateError || isPermanentFailure(error);
       const status = await failMail(deps, { mail, error: describeMailFailure(error), permanent });
       const log = {

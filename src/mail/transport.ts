@@ -22,6 +22,8 @@ export interface MailTransport {
   readonly description: string;
   /** Resolves once the server accepted the message (250 after DATA), or the file is written. */
   send(message: OutgoingMessage): Promise<void>;
+  /** Drops whatever connection a send left behind (it overran its deadline): the next send starts afresh. */
+  reset(): void;
   close(): void;
 }
 
@@ -66,21 +68,33 @@ export function createMailTransport(config: MailSettings, { logger }: { logger: 
   });
 
   if (config.SMTP_URL) {
+    const smtpUrl = config.SMTP_URL;
     const timeoutMs = config.MAIL_SEND_TIMEOUT_SECONDS * 1000;
-    const url = new URL(config.SMTP_URL);
-    // One connection per message (nodemailer's default): a stalled or dropped connection costs one message
-    // one attempt, never the ones behind it. Every wait is bounded by MAIL_SEND_TIMEOUT_SECONDS.
-    const transporter = createTransport({
-      url: config.SMTP_URL,
-      connectionTimeout: timeoutMs,
-      greetingTimeout: timeoutMs,
-      socketTimeout: timeoutMs,
-      dnsTimeout: timeoutMs,
-    });
+    const url = new URL(smtpUrl);
+    // One pooled connection, reused from message to message: connecting (TCP, TLS, the greeting) costs more
+    // than a message. The sender sends one message at a time, so one connection is all it can use. Every
+    // wait is bounded by MAIL_SEND_TIMEOUT_SECONDS; a connection idle for a minute is closed.
+    const connect = () =>
+      createTransport({
+        url: smtpUrl,
+        pool: true,
+        maxConnections: 1,
+        idleTimeout: 60_000,
+        connectionTimeout: timeoutMs,
+        greetingTimeout: timeoutMs,
+        socketTimeout: timeoutMs,
+        dnsTimeout: timeoutMs,
+      });
+    let transporter = connect();
     return {
       description: `${url.protocol}//${url.host}`,
       send: async (message) => {
         await transporter.sendMail(compose(message));
+      },
+      reset: () => {
+        // A conversation that overran its deadline would hold the pool's one connection: drop it.
+        transporter.close();
+        transporter = connect();
       },
       close: () => transporter.close(),
     };
@@ -100,6 +114,7 @@ export function createMailTransport(config: MailSettings, { logger }: { logger: 
       // The file, never the link: the log must not carry a token.
       logger.info('mail written to a file (no SMTP_URL)', { file, subject: message.subject });
     },
+    reset: () => {},
     close: () => {},
   };
 }

@@ -66,6 +66,7 @@ export async function startSmtpSink(): Promise<SmtpSink> {
     const instance = new SMTPServer({
       authOptional: true,
       disabledCommands: ['STARTTLS', 'AUTH'],
+      disableReverseLookup: true, // loopback only; a reverse DNS lookup per connection would dominate every test
       logger: false,
       onRcptTo(address, _session, callback) {
         const behaviour = rule(address.address);
