@@ -1,5 +1,5 @@
 CREATE TYPE "public"."link_token_purpose" AS ENUM('password_reset', 'email_verify', 'email_change');--> statement-breakpoint
-CREATE TYPE "public"."mail_status" AS ENUM('pending', 'sending', 'sent', 'dead');--> statement-breakpoint
+CREATE TYPE "public"."mail_status" AS ENUM('pending', 'sending', 'sent', 'skipped', 'dead');--> statement-breakpoint
 ALTER TYPE "public"."audit_event" ADD VALUE 'password_reset_requested';--> statement-breakpoint
 ALTER TYPE "public"."audit_event" ADD VALUE 'password_reset';--> statement-breakpoint
 ALTER TYPE "public"."audit_event" ADD VALUE 'email_verified';--> statement-breakpoint

@@ -23,7 +23,7 @@ import {
   testDatabaseUrl,
   uniqueEmail,
 } from './helpers';
-import { createMailTestApp, SENDER_POLL_MS, stopMailSenders } from './support/mail';
+import { createMailTestApp, rowsTo, SENDER_POLL_MS, stopMailSenders } from './support/mail';
 import { type SinkBehaviour, type SmtpSink, startSmtpSink } from './support/smtp-sink';
 
 setDefaultTimeout(30_000);
@@ -53,16 +53,6 @@ async function register(app: TestApp, email = uniqueEmail()) {
   return email;
 }
 
-/** The outbox rows to `recipient`, once `done` holds for them (polled; the sender works in the background). */
-async function rowsTo(db: Database, recipient: string, done: (rows: MailOutboxRow[]) => boolean, timeoutMs = 10_000) {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const rows = await db.select().from(mailOutbox).where(eq(mailOutbox.recipient, recipient));
-    if (done(rows)) return rows;
-    if (Date.now() > deadline) throw new Error(`outbox rows to ${recipient} never got there: ${JSON.stringify(rows)}`);
-    await Bun.sleep(SENDER_POLL_MS);
-  }
-}
 const oneRow = async (db: Database, recipient: string, done: (row: MailOutboxRow) => boolean) =>
   (await rowsTo(db, recipient, (rows) => rows.length === 1 && done(rows[0] as MailOutboxRow)))[0] as MailOutboxRow;
 

@@ -170,7 +170,7 @@ export const linkTokens = pgTable(
 
 export type LinkToken = typeof linkTokens.$inferSelect;
 
-export const MAIL_STATUSES = ['pending', 'sending', 'sent', 'dead'] as const;
+export const MAIL_STATUSES = ['pending', 'sending', 'sent', 'skipped', 'dead'] as const;
 export type MailStatus = (typeof MAIL_STATUSES)[number];
 export const mailStatusEnum = pgEnum('mail_status', MAIL_STATUSES);
 
@@ -178,8 +178,10 @@ export const mailStatusEnum = pgEnum('mail_status', MAIL_STATUSES);
  * The transactional outbox: a row is written in the transaction of the change that causes the mail, and a
  * sender (services/outbox.ts, src/mail/sender.ts) delivers it. `next_attempt_at` is when the row is next due:
  * for `pending` the retry time, for `sending` the end of the sender's lease (a sender that died mid-send
- * leaves the row due again then). `params` holds what the template needs, a link token included, and is
- * emptied once the message is sent. `message_id` is the RFC 5322 Message-ID every attempt carries.
+ * leaves the row due again then). `params` holds what the template needs, a link token included once the
+ * sender minted it, and is emptied once the message is sent; `skipped` is a link mail for which no account
+ * qualified when it was prepared (an unknown address asking for a reset). `message_id` is the uuid of the
+ * RFC 5322 Message-ID every attempt carries.
  */
 export const mailOutbox = pgTable(
   'mail_outbox',

@@ -1,14 +1,16 @@
 /**
  * The outbox sender: an in-process loop in every long-running instance (runtimes/bootstrap.ts). It claims
  * one due message at a time (services/outbox.ts: `FOR UPDATE SKIP LOCKED`, so instances on one database
- * share the work and never take the same message), renders it, hands it to the transport and records the
+ * share the work and never take the same message), prepares it (a link mail gets its token, or is skipped
+ * when no account qualifies: services/recovery.ts), renders it, hands it to the transport and records the
  * outcome. Requests only insert rows: the SMTP server's speed or health never reaches them.
  */
 import type { Config } from '../config';
 import type { Database } from '../db/database';
 import type { Clock } from '../lib/clock';
 import { describeError, errorCodes, type Logger } from '../lib/logger';
-import { type ClaimedMail, claimNextMail, completeMail, failMail } from '../services/outbox';
+import { type ClaimedMail, claimNextMail, completeMail, failMail, skipMail } from '../services/outbox';
+import { ClaimLostError, prepareLinkMail } from '../services/recovery';
 import { renderMail, TemplateError } from './templates';
 import { describeMailFailure, isPermanentFailure, type MailTransport, messageIdFor } from './transport';
 
@@ -65,8 +67,22 @@ export function createMailSender(deps: SenderDeps, { pollMs = DEFAULT_POLL_MS }:
       logger.error('mail dead: its senders stopped mid-send on every attempt', fields);
       return;
     }
+    let prepared: ClaimedMail | null;
     try {
-      const rendered = renderMail(config, mail);
+      prepared = await prepareLinkMail(deps, mail);
+    } catch (error) {
+      if (!(error instanceof ClaimLostError)) throw error; // the database: the loop retries after a poll
+      logger.warn('mail taken over by another sender while being prepared', fields);
+      return;
+    }
+    if (!prepared) {
+      // No account qualifies (an unknown or disabled address, or verified meanwhile): nothing to send.
+      await skipMail(deps, mail);
+      logger.debug('mail skipped: no account qualifies', fields);
+      return;
+    }
+    try {
+      const rendered = renderMail(config, prepared);
       const messageId = messageIdFor(config, mail.messageId);
       await withDeadline(
         transport.send({ ...rendered, to: mail.recipient, messageId }),

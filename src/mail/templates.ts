@@ -6,7 +6,7 @@
  */
 import type { Config } from '../config';
 import { DescribedError } from '../lib/logger';
-import type { MailParams, MailTemplate } from '../services/outbox';
+import type { LinkParams, LinkTemplate, MailParams, MailTemplate } from '../services/outbox';
 
 export interface RenderedMail {
   subject: string;
@@ -66,7 +66,10 @@ const link = (config: Settings, path: string, token: string) =>
 
 const IGNORE = 'If you did not ask for this, ignore this message: nothing changes.';
 
-const TEMPLATES: { [T in MailTemplate]: (config: Settings, params: MailParams[T]) => Body } = {
+/** What a template renders from: the queued params, and for a link mail the token the sender minted. */
+type Prepared<T extends MailTemplate> = T extends LinkTemplate ? MailParams[T] & LinkParams : MailParams[T];
+
+const TEMPLATES: { [T in MailTemplate]: (config: Settings, params: Prepared<T>) => Body } = {
   'verify-email': (config, { token }) => ({
     subject: `Confirm your email address for ${config.APP_NAME}`,
     paragraphs: [`Confirm that this address belongs to your ${config.APP_NAME} account.`, IGNORE],
@@ -110,7 +113,11 @@ const TEMPLATES: { [T in MailTemplate]: (config: Settings, params: MailParams[T]
 };
 
 const isTemplate = (name: string): name is MailTemplate => Object.hasOwn(TEMPLATES, name);
-const WITH_LINK: ReadonlySet<MailTemplate> = new Set(['verify-email', 'password-reset', 'email-change-confirm']);
+const WITH_LINK: ReadonlySet<MailTemplate> = new Set<LinkTemplate>([
+  'verify-email',
+  'password-reset',
+  'email-change-confirm',
+]);
 
 /** Renders a queued message; a TemplateError when its template or parameters are not ones this version knows. */
 export function renderMail(

@@ -22,23 +22,17 @@ const TOKEN_PATTERN = /^[A-Za-z0-9_-]{43}$/;
 /** Unknown, expired, spent, of another purpose or for an address the account no longer has: one answer. */
 export const invalidToken = () => new AppError('invalid-token');
 
-/** A fresh token and the SHA-256 to store for it. */
-export async function newLinkToken(): Promise<{ token: string; tokenHash: string }> {
-  const token = randomToken();
-  return { token, tokenHash: await sha256(token) };
-}
-
 /** Stores a token for `userId`, valid for `minutes`, and returns the secret to put in the link. */
 export async function issueLinkToken(
   { db, clock }: { db: Pick<Database, 'insert'>; clock: Clock },
   input: { purpose: LinkTokenPurpose; userId: number; email: string; minutes: number },
 ): Promise<string> {
-  const { token, tokenHash } = await newLinkToken();
+  const token = randomToken();
   await db.insert(linkTokens).values({
     purpose: input.purpose,
     userId: input.userId,
     email: input.email,
-    tokenHash,
+    tokenHash: await sha256(token),
     expiresAt: new Date(clock.now().getTime() + input.minutes * MINUTE_MS),
   });
   return token;

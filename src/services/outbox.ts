@@ -15,12 +15,19 @@ import type { Clock } from '../lib/clock';
 
 export type { MailOutboxRow, MailStatus };
 
-/** What each template needs; the sender renders it (src/mail/templates.ts). Only a link token is secret. */
+/**
+ * What each template is queued with. A link mail is queued without its token: the sender mints the token when
+ * it prepares the message (services/recovery.ts prepareLinkMail), so the request that queued it wrote the
+ * same row whether or not an account qualifies, and the link's lifetime starts when the mail goes out.
+ */
 export interface MailParams {
-  'verify-email': { token: string };
-  'password-reset': { token: string; expiresMinutes: number };
+  /** To the address to verify, if an enabled, unverified account has it by then. */
+  'verify-email': Record<string, never>;
+  /** To the address, if an enabled account has it by then. */
+  'password-reset': Record<string, never>;
   'password-changed': Record<string, never>;
-  'email-change-confirm': { token: string };
+  /** To the new address, for this account. */
+  'email-change-confirm': { userId: number };
   'email-change-notice': { newEmail: string };
   test: Record<string, never>;
 }
@@ -33,6 +40,17 @@ export const MAIL_TEMPLATES = [
   'email-change-notice',
   'test',
 ] as const satisfies readonly MailTemplate[];
+
+/** The templates whose mail carries a link, and so a token minted when the mail is prepared. */
+export type LinkTemplate = 'verify-email' | 'password-reset' | 'email-change-confirm';
+
+/** What a prepared link mail carries besides its queued params: the link's token and its lifetime. */
+export interface LinkParams {
+  token: string;
+  /** ISO 8601; a retry after this mints a fresh token, so mail never goes out with a dead link. */
+  expiresAt: string;
+  expiresMinutes: number;
+}
 
 export type OutgoingMail = { [T in MailTemplate]: { template: T; to: string; params: MailParams[T] } }[MailTemplate];
 
@@ -140,6 +158,27 @@ export async function failMail(
   return updated.length > 0 ? status : null;
 }
 
+/** Stores the params a prepared message goes out with (its link token), if the claim is still ours. */
+export async function recordMailParams(
+  { db }: { db: Database },
+  { mail, params }: { mail: Pick<ClaimedMail, 'id' | 'attempts'>; params: Record<string, unknown> },
+): Promise<boolean> {
+  const updated = await db
+    .update(mailOutbox)
+    .set({ params })
+    .where(stillClaimed(mail))
+    .returning({ id: mailOutbox.id });
+  return updated.length > 0;
+}
+
+/** Records that no account qualified for the message when it was prepared: nothing is sent, nothing kept. */
+export async function skipMail({ db, clock }: OutboxDeps, mail: Pick<ClaimedMail, 'id' | 'attempts'>) {
+  await db
+    .update(mailOutbox)
+    .set({ status: 'skipped', sentAt: clock.now(), params: {}, lastError: null })
+    .where(stillClaimed(mail));
+}
+
 /** Queues a dead message (or, without `id`, every dead message) again with fresh attempts; returns how many. */
 export async function retryDeadMail({ db, clock }: OutboxDeps, { id }: { id?: number } = {}): Promise<number> {
   const isDead = eq(mailOutbox.status, 'dead');
@@ -198,12 +237,12 @@ export async function listMail({ db }: { db: Database }, { status, limit }: { st
 
 const SENT_MAIL_KEPT_DAYS = 7;
 
-/** Deletes sent messages older than a week (`cli prune`); returns how many. Dead ones wait for the operator. */
+/** Deletes sent and skipped messages older than a week (`cli prune`); returns how many. Dead ones wait for the operator. */
 export async function deleteOldSentMail({ db, clock }: OutboxDeps): Promise<number> {
   const before = new Date(clock.now().getTime() - SENT_MAIL_KEPT_DAYS * 24 * 60 * 60 * 1000);
   const deleted = await db
     .delete(mailOutbox)
-    .where(and(eq(mailOutbox.status, 'sent'), lte(mailOutbox.sentAt, before)))
+    .where(and(inArray(mailOutbox.status, ['sent', 'skipped']), lte(mailOutbox.sentAt, before)))
     .returning({ id: mailOutbox.id });
   return deleted.length;
 }

@@ -1,12 +1,13 @@
 /**
  * Account recovery and address ownership (README "Email"): forgotten passwords, verifying an address,
  * moving to a new one. Each change and the mail it causes commit in one transaction (the outbox); the
- * links carry single-use tokens (link-tokens.ts).
+ * links carry single-use tokens (link-tokens.ts), minted when the sender prepares the mail.
  */
-import { type SQL, sql } from 'drizzle-orm';
+import { and, eq, isNull, sql } from 'drizzle-orm';
 import type { Database } from '../db/database';
-import { auditEvents, linkTokens, mailOutbox, users } from '../db/schema';
+import { auditEvents, users } from '../db/schema';
 import { normalizeEmail } from '../lib/email';
+import { DescribedError } from '../lib/logger';
 import { assertPasswordPolicy, isAcceptablePassword } from '../lib/password-policy';
 import { AppError } from '../lib/problems';
 import type { RequestMeta } from '../lib/request-meta';
@@ -19,80 +20,96 @@ import {
   invalidToken,
   issueLinkToken,
   type LinkTokenPurpose,
-  newLinkToken,
   spendLinkToken,
   spendUserLinkTokens,
 } from './link-tokens';
-import { enqueueMail, type OutgoingMail } from './outbox';
+import { type ClaimedMail, enqueueMail, type LinkParams, recordMailParams } from './outbox';
 import { changeEmail, markEmailVerified, replacePassword, type User } from './users';
 
 type Ctx = Pick<ServiceContext, 'db' | 'clock' | 'config' | 'hasher' | 'rateLimits' | 'logger' | 'mailQueued'>;
 
 /**
- * Mails a link to `address` if it belongs to an account matching `condition`, with the same statements,
- * in the same order, whether it does or not: the condition is inside each INSERT … SELECT, so PostgreSQL
- * alone decides whether a row is written and no JavaScript branch (nor an extra round trip) depends on it.
- * That is what keeps an unknown, a disabled and a known address indistinguishable by timing: the work
- * differs by whether two index entries are written, not by a query. The audit row is always written, filed
- * under the user when there is one, so an admin sees requests against an account, and unknown addresses too.
- */
-async function mailLinkIfEligible(
-  tx: Database,
-  { now }: { now: Date },
-  input: {
-    address: string;
-    condition: SQL;
-    purpose: LinkTokenPurpose;
-    minutes: number;
-    mail: (token: string) => OutgoingMail;
-    audit?: { event: 'password_reset_requested'; meta: RequestMeta };
-  },
-): Promise<void> {
-  const { token, tokenHash } = await newLinkToken();
-  const mail = input.mail(token);
-  const expiresAt = new Date(now.getTime() + input.minutes * 60_000).toISOString();
-  const nowText = now.toISOString();
-  const account = sql`from ${users} where lower(${users.email}) = ${input.address} and ${input.condition}`;
-  await tx.execute(sql`
-    insert into ${linkTokens} (purpose, user_id, email, token_hash, expires_at)
-    select ${input.purpose}::link_token_purpose, ${users.id}, ${users.email}, ${tokenHash}, ${expiresAt}::timestamptz ${account}`);
-  await tx.execute(sql`
-    insert into ${mailOutbox} (template, recipient, params, created_at, next_attempt_at)
-    select ${mail.template}, ${users.email}, ${JSON.stringify(mail.params)}::jsonb, ${nowText}::timestamptz,
-           ${nowText}::timestamptz ${account}`);
-  if (input.audit) {
-    const { meta } = input.audit;
-    await tx.execute(sql`
-      insert into ${auditEvents} (event, user_id, ip, user_agent, details)
-      values (${input.audit.event}::audit_event, (select ${users.id} from ${users} where lower(${users.email}) = ${input.address}),
-              ${meta.ip}, ${meta.userAgent}, ${JSON.stringify({ email: input.address.slice(0, 254) })}::jsonb)`);
-  }
-}
-
-/**
- * POST /password/forgot. The same answer, and the same work (see mailLinkIfEligible), for an unknown, a
- * disabled and a known address: nobody learns from it which addresses have accounts. Counted per address
- * (3 an hour, from any IP) before anything else, so nobody can make us mail-bomb an inbox.
+ * POST /password/forgot. The same answer and the same work for an unknown, a disabled and a known address:
+ * the request writes the same two rows whatever the address (the audit event, filed under the account when
+ * there is one, and the queued mail), and the sender decides later, off the request, whether an account
+ * qualifies (prepareLinkMail). No branch, no extra statement and no extra row depends on the account, so
+ * neither the answer nor its timing tells which addresses have accounts. Counted per address (3 an hour,
+ * from any IP) before anything else, so nobody can make us mail-bomb an inbox.
  */
 export async function requestPasswordReset(ctx: Ctx, { email, meta }: { email: string; meta: RequestMeta }) {
   const address = normalizeEmail(email);
   await consumeLimit(ctx, 'recoveryPerEmail', address);
-  const minutes = ctx.config.PASSWORD_RESET_EXPIRE_MINUTES;
-  await ctx.db.transaction((tx) =>
-    mailLinkIfEligible(
-      tx,
-      { now: ctx.clock.now() },
-      {
-        address,
-        condition: sql`not ${users.disabled}`,
-        purpose: 'password_reset',
-        minutes,
-        mail: (token) => ({ template: 'password-reset', to: address, params: { token, expiresMinutes: minutes } }),
-        audit: { event: 'password_reset_requested', meta },
-      },
-    ),
-  );
+  await ctx.db.transaction(async (tx) => {
+    await tx.insert(auditEvents).values({
+      event: 'password_reset_requested',
+      userId: sql`(select ${users.id} from ${users} where lower(${users.email}) = ${address})`,
+      ip: meta.ip,
+      userAgent: meta.userAgent,
+      details: { email: address.slice(0, 254) },
+    });
+    await enqueueMail({ db: tx, clock: ctx.clock }, { template: 'password-reset', to: address, params: {} });
+  });
   ctx.mailQueued?.();
+}
+
+const LINK_PURPOSES: Partial<Record<string, LinkTokenPurpose>> = {
+  'verify-email': 'email_verify',
+  'password-reset': 'password_reset',
+  'email-change-confirm': 'email_change',
+};
+
+/** The account a link mail is for, if it still qualifies now: enabled, and for verification, unverified. */
+async function linkRecipient(tx: Database, mail: ClaimedMail, purpose: LinkTokenPurpose) {
+  const enabled = eq(users.disabled, false);
+  const where =
+    purpose === 'email_change'
+      ? and(eq(users.id, Number((mail.params as { userId?: unknown }).userId)), enabled)
+      : and(
+          eq(sql`lower(${users.email})`, mail.recipient),
+          enabled,
+          purpose === 'email_verify' ? isNull(users.emailVerifiedAt) : undefined,
+        );
+  const [user] = await tx.select({ id: users.id, email: users.email }).from(users).where(where).limit(1).for('update');
+  return user;
+}
+
+/**
+ * Called by the sender before it renders a link mail: mints the link's token, for the account the mail is
+ * for, and stores it with the message, in one transaction (a retry then sends the same link; one after the
+ * link expired gets a fresh one). Returns the message to render, or null when no account qualifies (an
+ * unknown or disabled address, one verified meanwhile): the sender records it `skipped` and sends nothing.
+ * Other mail passes through unchanged.
+ */
+export async function prepareLinkMail(
+  ctx: Pick<ServiceContext, 'db' | 'clock' | 'config'>,
+  mail: ClaimedMail,
+): Promise<ClaimedMail | null> {
+  const purpose = LINK_PURPOSES[mail.template];
+  if (!purpose) return mail;
+  const now = ctx.clock.now();
+  const prepared = mail.params as Partial<LinkParams>;
+  if (prepared.token && prepared.expiresAt && new Date(prepared.expiresAt) > now) return mail;
+  const minutes = purpose === 'password_reset' ? ctx.config.PASSWORD_RESET_EXPIRE_MINUTES : EMAIL_LINK_EXPIRE_MINUTES;
+  return ctx.db.transaction(async (tx) => {
+    const user = await linkRecipient(tx, mail, purpose);
+    if (!user) return null;
+    const scoped = { db: tx, clock: ctx.clock };
+    const email = purpose === 'email_change' ? mail.recipient : user.email;
+    const token = await issueLinkToken(scoped, { purpose, userId: user.id, email, minutes });
+    const expiresAt = new Date(now.getTime() + minutes * 60_000).toISOString();
+    const params = { ...mail.params, token, expiresAt, expiresMinutes: minutes } satisfies LinkParams;
+    // A claim taken over meanwhile (our lease ran out) rolls the token back: the newer claim mints its own.
+    if (!(await recordMailParams(scoped, { mail, params }))) throw new ClaimLostError();
+    return { ...mail, params };
+  });
+}
+
+/** The sender's lease on a message ran out while it prepared it; another sender has the message now. */
+export class ClaimLostError extends DescribedError {
+  override name = 'ClaimLostError';
+  constructor() {
+    super('the claim on this message was taken over by another sender');
+  }
 }
 
 /**
@@ -151,8 +168,9 @@ export async function verifyEmail(ctx: Ctx, { token, meta }: { token: string; me
 
 /**
  * POST /email/verify/resend. With a bearer token, for the caller; with `{email}`, for whichever account has
- * that address, with the same answer and work for every address (so an unverified user locked out by
- * EMAIL_VERIFICATION=required can ask, and nobody else learns anything). Earlier links stay valid.
+ * that address, with the same answer and the same work (one queued row) for every address: an unverified
+ * user locked out by EMAIL_VERIFICATION=required can ask, and nobody else learns anything. The sender mails a
+ * link only if an enabled, unverified account has the address (prepareLinkMail). Earlier links stay valid.
  */
 export async function resendVerification(
   ctx: Ctx,
@@ -161,19 +179,7 @@ export async function resendVerification(
   const address = 'user' in input ? input.user.email : normalizeEmail(input.email);
   await consumeLimit(ctx, 'recoveryPerEmail', address);
   if (ctx.config.EMAIL_VERIFICATION === 'off') return;
-  await ctx.db.transaction((tx) =>
-    mailLinkIfEligible(
-      tx,
-      { now: ctx.clock.now() },
-      {
-        address,
-        condition: sql`not ${users.disabled} and ${users.emailVerifiedAt} is null`,
-        purpose: 'email_verify',
-        minutes: EMAIL_LINK_EXPIRE_MINUTES,
-        mail: (token) => ({ template: 'verify-email', to: address, params: { token } }),
-      },
-    ),
-  );
+  await enqueueMail(ctx, { template: 'verify-email', to: address, params: {} });
   ctx.mailQueued?.();
 }
 
@@ -200,13 +206,7 @@ export async function requestEmailChange(
   await consumeLimit(ctx, 'recoveryPerEmail', newEmail);
   await ctx.db.transaction(async (tx) => {
     const scoped = { ...ctx, db: tx };
-    const token = await issueLinkToken(scoped, {
-      purpose: 'email_change',
-      userId: user.id,
-      email: newEmail,
-      minutes: EMAIL_LINK_EXPIRE_MINUTES,
-    });
-    await enqueueMail(scoped, { template: 'email-change-confirm', to: newEmail, params: { token } });
+    await enqueueMail(scoped, { template: 'email-change-confirm', to: newEmail, params: { userId: user.id } });
     await enqueueMail(scoped, { template: 'email-change-notice', to: user.email, params: { newEmail } });
   });
   ctx.mailQueued?.();

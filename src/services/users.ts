@@ -11,7 +11,6 @@ import { assertPasswordPolicy, isAcceptablePassword } from '../lib/password-poli
 import { AppError } from '../lib/problems';
 import type { RequestMeta } from '../lib/request-meta';
 import { recordAudit } from './audit';
-import { EMAIL_LINK_EXPIRE_MINUTES, issueLinkToken } from './link-tokens';
 import { enqueueMail } from './outbox';
 import { revokeAllSessions } from './sessions';
 
@@ -63,13 +62,8 @@ export async function createUser(
       .onConflictDoNothing()
       .returning();
     if (!created) throw new AppError('email-taken');
-    if (mailLink) {
-      const token = await issueLinkToken(
-        { db: tx, clock },
-        { purpose: 'email_verify', userId: created.id, email, minutes: EMAIL_LINK_EXPIRE_MINUTES },
-      );
-      await enqueueMail({ db: tx, clock }, { template: 'verify-email', to: email, params: { token } });
-    }
+    // The link's token is minted when the sender prepares the mail (services/recovery.ts prepareLinkMail).
+    if (mailLink) await enqueueMail({ db: tx, clock }, { template: 'verify-email', to: email, params: {} });
     await recordAudit(
       { db: tx },
       {

@@ -3,6 +3,9 @@
  * long-running runtimes wire it (runtimes/bootstrap.ts): the sender polls the outbox and is woken by every
  * request that queued mail.
  */
+import { eq } from 'drizzle-orm';
+import type { Database } from '../../src/db/database';
+import { type MailOutboxRow, mailOutbox } from '../../src/db/schema';
 import { createMailSender, type MailSender } from '../../src/mail/sender';
 import { createMailTransport } from '../../src/mail/transport';
 import { createTestApp, type TestClock } from '../helpers';
@@ -43,4 +46,20 @@ export async function createMailTestApp({
   sender.start();
   running.add(sender);
   return { ...testApp, sender };
+}
+
+/** The outbox rows to `recipient`, once `done` holds for them (polled: the sender works in the background). */
+export async function rowsTo(
+  db: Database,
+  recipient: string,
+  done: (rows: MailOutboxRow[]) => boolean,
+  timeoutMs = 10_000,
+): Promise<MailOutboxRow[]> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const rows = await db.select().from(mailOutbox).where(eq(mailOutbox.recipient, recipient));
+    if (done(rows)) return rows;
+    if (Date.now() > deadline) throw new Error(`outbox rows to ${recipient} never got there: ${JSON.stringify(rows)}`);
+    await Bun.sleep(SENDER_POLL_MS);
+  }
 }
