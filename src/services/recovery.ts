@@ -61,15 +61,17 @@ const LINK_PURPOSES: Partial<Record<string, LinkTokenPurpose>> = {
 /** The account a link mail is for, if it still qualifies now: enabled, and for verification, unverified. */
 async function linkRecipient(tx: Database, mail: ClaimedMail, purpose: LinkTokenPurpose) {
   const enabled = eq(users.disabled, false);
+  const userId = (mail.params as { userId?: unknown }).userId;
+  if (purpose === 'email_change' && !(Number.isSafeInteger(userId) && (userId as number) > 0)) return undefined;
   const where =
     purpose === 'email_change'
-      ? and(eq(users.id, Number((mail.params as { userId?: unknown }).userId)), enabled)
+      ? and(eq(users.id, userId as number), enabled)
       : and(
           eq(sql`lower(${users.email})`, mail.recipient),
           enabled,
           purpose === 'email_verify' ? isNull(users.emailVerifiedAt) : undefined,
         );
-  const [user] = await tx.select({ id: users.id, email: users.email }).from(users).where(where).limit(1).for('update');
+  const [user] = await tx.select({ id: users.id, email: users.email }).from(users).where(where).limit(1);
   return user;
 }
 
