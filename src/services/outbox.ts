@@ -32,14 +32,6 @@ export interface MailParams {
   test: Record<string, never>;
 }
 export type MailTemplate = keyof MailParams;
-export const MAIL_TEMPLATES = [
-  'verify-email',
-  'password-reset',
-  'password-changed',
-  'email-change-confirm',
-  'email-change-notice',
-  'test',
-] as const satisfies readonly MailTemplate[];
 
 /** The templates whose mail carries a link, and so a token minted when the mail is prepared. */
 export type LinkTemplate = 'verify-email' | 'password-reset' | 'email-change-confirm';
