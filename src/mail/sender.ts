@@ -58,7 +58,10 @@ export function createMailSender(deps: SenderDeps, { pollMs = DEFAULT_POLL_MS }:
   let wakeUp: (() => void) | undefined;
   let woken = false;
 
-  /** One message, start to finish. Never throws: every outcome is recorded on the row. */
+  /**
+   * One message, start to finish; every outcome of the delivery is recorded on the row. Only a database
+   * error escapes (the loop polls again; the row's lease brings the message back).
+   */
   async function deliver(mail: ClaimedMail): Promise<void> {
     const fields = { mailId: mail.id, template: mail.template, attempt: mail.attempts };
     if (mail.attempts > config.MAIL_MAX_ATTEMPTS) {
