@@ -17,7 +17,7 @@ COPY --from=deps /app/node_modules ./node_modules
 COPY package.json tsconfig.json ./
 COPY src ./src
 COPY drizzle ./drizzle
-COPY scripts/cli.ts ./scripts/cli.ts
+COPY scripts/cli.ts scripts/cli-mail.ts ./scripts/
 # The image's unprivileged `bun` user owns only the embedded-database directory.
 RUN mkdir -p /app/data && chown bun:bun /app/data
 USER bun

@@ -122,6 +122,15 @@ test(
       server.kill('SIGTERM');
     }
     expect(await server.exited).toBe(0);
+    // The operator CLI runs in the image too (`docker compose exec app bun run cli …`): all it imports was copied.
+    const cli = Bun.spawnSync(['bun', 'scripts/cli.ts', 'mail', 'status'], {
+      cwd,
+      env,
+      stdout: 'pipe',
+      stderr: 'pipe',
+    });
+    expect(cli.stderr.toString()).toBe('');
+    expect(cli.stdout.toString()).toContain('waiting');
   },
   SERVER_TEST_TIMEOUT_MS * 2,
 );
