@@ -42,6 +42,8 @@ module.exports = {
       '^src/config\\.ts$',
       '^src/deps\\.ts$',
     ),
+    // Mail: renders and delivers what the services queued; started by the runtimes and the CLI, never by the app.
+    allowed('^src/mail/', '^src/lib/', '^src/db/', '^src/services/', '^src/config\\.ts$'),
     // AppDeps composes leaf interfaces (and builds the instance's token keys).
     allowed(
       '^src/deps\\.ts$',
@@ -70,6 +72,7 @@ module.exports = {
       '^src/access/',
       '^src/services/',
       '^src/schemas/',
+      '^src/mail/',
       '^src/config\\.ts$',
     ),
     {
@@ -80,6 +83,7 @@ module.exports = {
       to: {
         path: [
           '^src/runtimes/',
+          '^src/mail/',
           '^src/db/(client-|migrate|open)',
           '^src/rate-limit/stores',
           '^src/hashing/(pool|bun|portable)',

@@ -36,11 +36,16 @@ BEGIN
     'k', 'keys', 't', floor(extract(epoch from clock_timestamp()) * 1000))::text);
   RETURN NULL;
 END $$;--> statement-breakpoint
-CREATE TRIGGER "users_notify_update" AFTER UPDATE OF "role", "disabled", "password_hash", "email", "last_login_time" ON "users"
+-- Any change of a user's row: the view keeps the whole row (GET /users/me answers from it).
+CREATE TRIGGER "users_notify_update" AFTER UPDATE ON "users"
   FOR EACH ROW WHEN (OLD.* IS DISTINCT FROM NEW.*) EXECUTE FUNCTION "hpa_notify_user_change"();--> statement-breakpoint
 CREATE TRIGGER "users_notify_delete" AFTER DELETE ON "users" FOR EACH ROW EXECUTE FUNCTION "hpa_notify_user_change"();--> statement-breakpoint
-CREATE TRIGGER "sessions_notify_update" AFTER UPDATE OF "revoked_at", "expires_at" ON "sessions"
-  FOR EACH ROW WHEN (OLD.revoked_at IS DISTINCT FROM NEW.revoked_at OR OLD.expires_at IS DISTINCT FROM NEW.expires_at)
+-- What the view keeps of a session; not last_used_at, which every refresh moves and no access decision reads.
+CREATE TRIGGER "sessions_notify_update" AFTER UPDATE ON "sessions"
+  FOR EACH ROW WHEN (
+    OLD.revoked_at IS DISTINCT FROM NEW.revoked_at OR OLD.expires_at IS DISTINCT FROM NEW.expires_at
+    OR OLD.amr IS DISTINCT FROM NEW.amr OR OLD.client_id IS DISTINCT FROM NEW.client_id
+  )
   EXECUTE FUNCTION "hpa_notify_session_change"();--> statement-breakpoint
 CREATE TRIGGER "sessions_notify_delete" AFTER DELETE ON "sessions" FOR EACH ROW EXECUTE FUNCTION "hpa_notify_session_change"();--> statement-breakpoint
 CREATE TRIGGER "signing_keys_notify" AFTER INSERT OR UPDATE OR DELETE ON "signing_keys"

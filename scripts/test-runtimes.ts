@@ -42,6 +42,8 @@ async function suiteOn(name: RuntimeName): Promise<{ pass: number; fail: number 
         SECRET_KEY,
         BCRYPT_COST: '4',
         LOG_LEVEL: 'error',
+        // As createTestApp has it (test/helpers.ts testConfig): registering queues no verification mail.
+        EMAIL_VERIFICATION: 'off',
         // The suite logs in many times from one address; the limits have their own tests (rate-limit.test.ts).
         RATE_LIMIT_LOGIN_PER_IP: '0',
         RATE_LIMIT_LOGIN_FAILURES: '0',

@@ -17,6 +17,7 @@ import { adminRoutes } from './routes/admin';
 import { authRoutes } from './routes/auth';
 import { healthRoutes } from './routes/health';
 import { oauthRoutes } from './routes/oauth';
+import { recoveryRoutes } from './routes/recovery';
 import { createRouter } from './routes/router';
 import { userRoutes } from './routes/users';
 import { createServiceContext } from './services/context';
@@ -84,6 +85,7 @@ export function createApp(deps: AppDeps) {
     .route('/', healthRoutes)
     .route('/', authRoutes)
     .route('/', oauthRoutes)
+    .route('/', recoveryRoutes)
     .route('/', userRoutes)
     .route('/', adminRoutes);
   configureOpenAPI(app, packageJson.version);

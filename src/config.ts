@@ -3,6 +3,7 @@ import { MAX_BCRYPT_COST, MIN_BCRYPT_COST } from './hashing/bcrypt';
 import { DescribedError, LOG_LEVELS } from './lib/logger';
 
 export const RATE_LIMIT_STORES = ['memory', 'postgres', 'redis'] as const;
+export const EMAIL_VERIFICATION_MODES = ['off', 'optional', 'required'] as const;
 const MIN_SECRET_KEY_BYTES = 32; // HS256 wants a key at least as long as its 256-bit output (RFC 7518 §3.2)
 const MIN_CLIENT_SECRET_BYTES = 16; // 128 bits: not guessable online
 
@@ -31,6 +32,7 @@ export const CliConfigSchema = z.object({
   ),
   PGLITE_DIR: z.preprocess(emptyAsUndefined, z.string().default('./data')),
   BCRYPT_COST: integer(MIN_BCRYPT_COST, MAX_BCRYPT_COST, 12),
+  EMAIL_VERIFICATION: z.preprocess(emptyAsUndefined, z.enum(EMAIL_VERIFICATION_MODES).default('optional')),
 });
 
 export const JWT_ALGORITHMS = ['ES256', 'EdDSA', 'HS256'] as const;
@@ -56,7 +58,6 @@ const ConfigFields = CliConfigSchema.extend({
   JWT_AUDIENCE: z.preprocess(emptyAsUndefined, z.string().default(DEFAULT_NAME)),
   JWKS_MAX_AGE_SECONDS: integer(0, 24 * 60 * 60, 300), // how long verifiers may cache the JWKS
   KEY_ROTATION_DAYS: integer(0, 3650, 0), // rotate the signing key this often; 0 = only by `cli keys rotate`
-  PUBLIC_URL: optionalUrl(/^https?:\/\/[^\s]+$/, 'an http:// or https:// URL'),
   PUBLIC_CLIENT_ID: z.preprocess(emptyAsUndefined, z.string().max(128).default(DEFAULT_NAME)),
   INTROSPECTION_CLIENT_ID: optionalString,
   INTROSPECTION_CLIENT_SECRET: optionalString,
@@ -95,12 +96,47 @@ const ConfigFields = CliConfigSchema.extend({
   RATE_LIMIT_LOGIN_FAILURES: integer(0, 1_000_000, 5), // failed logins per account before it is locked
   RATE_LIMIT_LOCKOUT_SECONDS: integer(1, 24 * 60 * 60, 15 * 60), // the failure window, and so the lockout
   RATE_LIMIT_REGISTER_PER_IP: integer(0, 1_000_000, 10), // POST /register requests per client IP per hour
+  // Account recovery and email (README "Email").
+  RATE_LIMIT_RECOVERY_PER_IP: integer(0, 1_000_000, 10), // mail-sending recovery requests per client IP per hour
+  PUBLIC_URL: z.preprocess(
+    emptyAsUndefined,
+    z
+      .url({ protocol: /^https?$/, error: 'must be an http:// or https:// URL' })
+      .refine((s) => !/[?#]/.test(s), 'must not have a query or fragment')
+      .transform((s) => s.replace(/\/+$/, ''))
+      .optional(),
+  ),
+  APP_NAME: z.preprocess(emptyAsUndefined, z.string().max(100).default('hono-postgres-auth')),
+  SMTP_URL: z.preprocess(
+    emptyAsUndefined,
+    z
+      .string()
+      .regex(/^smtps?:\/\/[^/]/, 'must be an smtp:// or smtps:// URL (smtp://user:pass@host:587)')
+      .optional(),
+  ),
+  MAIL_FROM: z.preprocess(
+    emptyAsUndefined,
+    z
+      .string()
+      .regex(/^\s*(?:[^<>]*<[^<>@\s]+@[^<>@\s]+>|[^<>@\s]+@[^<>@\s]+)\s*$/, 'must be `address` or `Name <address>`')
+      .optional(),
+  ),
+  PASSWORD_RESET_EXPIRE_MINUTES: integer(5, 24 * 60, 30),
+  MAIL_MAX_ATTEMPTS: integer(1, 100, 8), // delivery attempts before a message is dead
+  MAIL_SEND_TIMEOUT_SECONDS: integer(1, 600, 60), // the longest one SMTP delivery may take
 });
 
 /** Every setting the service reads, by its environment name. */
 export const CONFIG_KEYS = Object.keys(ConfigFields.shape) as (keyof typeof ConfigFields.shape)[];
 
 export const ConfigSchema = ConfigFields.superRefine((config, ctx) => {
+  if (config.NODE_ENV === 'production' && config.EMAIL_VERIFICATION === 'required' && !config.SMTP_URL) {
+    ctx.addIssue({
+      code: 'custom',
+      path: ['SMTP_URL'],
+      message: 'is required in production when EMAIL_VERIFICATION=required: without it no one could verify and log in',
+    });
+  }
   const bytes = config.SECRET_KEY === undefined ? 0 : new TextEncoder().encode(config.SECRET_KEY).length;
   if (config.NODE_ENV === 'production' && bytes < MIN_SECRET_KEY_BYTES) {
     ctx.addIssue({

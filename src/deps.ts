@@ -43,6 +43,8 @@ export interface AppDeps {
   remoteAddress?: (c: Context) => string | undefined;
   /** The one-time path to the first admin, open while a service on the embedded database has none. */
   adminBootstrap?: AdminBootstrap;
+  /** Wakes this instance's mail sender after a request queued mail (absent where no sender runs: Workers). */
+  mailQueued?: () => void;
 }
 
 /** What one process (or one Workers isolate) builds once and every request shares. */
@@ -79,6 +81,7 @@ export function buildDeps(
     readAsset: ReadAsset;
     remoteAddress?: AppDeps['remoteAddress'];
     adminBootstrap?: AppDeps['adminBootstrap'];
+    mailQueued?: AppDeps['mailQueued'];
   },
 ): AppDeps {
   const { config, logger, clock, hasher, keys, tokens, view } = instance;

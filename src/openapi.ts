@@ -41,6 +41,11 @@ const TAGS = [
       'For other services: the JWKS and server metadata that verify our tokens alone, revocation (RFC 7009) ' +
       'and introspection (RFC 7662).',
   },
+  {
+    name: 'recovery',
+    description:
+      'By email: a forgotten password, verifying an address, a new link. No answer tells whether an address has an account.',
+  },
   { name: 'health', description: 'Liveness and readiness probes, for load balancers and orchestrators.' },
 ];
 

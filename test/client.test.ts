@@ -32,6 +32,7 @@ describe('typed hono/client', () => {
       email: string;
       role: 'user' | 'admin';
       disabled: boolean;
+      email_verified: boolean;
       created_at: string;
       last_login_time: string | null;
     }>();

@@ -167,3 +167,34 @@ describe('every setting is documented', () => {
     expect(missing).toEqual([]);
   });
 });
+
+describe('mail settings', () => {
+  const production = { NODE_ENV: 'production', SECRET_KEY: KEY_32_BYTES };
+
+  test('refuses production with EMAIL_VERIFICATION=required and no SMTP_URL, in one line naming SMTP_URL', () => {
+    const { message } = configError({ ...production, EMAIL_VERIFICATION: 'required' });
+    expect(message.split('\n')).toHaveLength(1);
+    expect(message).toStartWith('invalid configuration: SMTP_URL is required in production');
+  });
+
+  test('accepts production with EMAIL_VERIFICATION=required and an SMTP_URL, or optional without one', () => {
+    expect(() =>
+      parseConfig({ ...production, EMAIL_VERIFICATION: 'required', SMTP_URL: 'smtp://mx:25' }),
+    ).not.toThrow();
+    expect(parseConfig(production).config.EMAIL_VERIFICATION).toBe('optional');
+  });
+
+  test('refuses an SMTP_URL, PUBLIC_URL, MAIL_FROM or EMAIL_VERIFICATION it cannot use, naming each', () => {
+    const { message } = configError({
+      SMTP_URL: 'mx.example.com:25',
+      PUBLIC_URL: 'auth.example.com',
+      MAIL_FROM: 'no-reply',
+      EMAIL_VERIFICATION: 'sometimes',
+    });
+    for (const name of ['SMTP_URL', 'PUBLIC_URL', 'MAIL_FROM', 'EMAIL_VERIFICATION']) expect(message).toContain(name);
+  });
+
+  test('PUBLIC_URL loses its trailing slash', () => {
+    expect(parseConfig({ PUBLIC_URL: 'https://auth.example.com/' }).config.PUBLIC_URL).toBe('https://auth.example.com');
+  });
+});

@@ -124,6 +124,10 @@ test(
       stopped = server.stop();
     }
     expect(await stopped).toBe(0);
+    // The operator CLI runs in the image too (`docker compose exec app bun run cli …`): all it imports was copied.
+    const cli = await runProcess(['bun', 'scripts/cli.ts', 'mail', 'status'], { cwd, env });
+    expect(cli.stderr).toBe('');
+    expect(cli.stdout).toContain('waiting');
   },
   // Replaying the build runs a production `bun install` into a fresh directory before the server starts.
   SERVER_TEST_TIMEOUT_MS * 2,

@@ -16,6 +16,7 @@ const PORTABLE = [
   'src/lib/**/*.ts',
   'src/schemas/**/*.ts',
   'src/rate-limit/**/*.ts',
+  'src/mail/{templates,sender}.ts',
   'src/docs/assets.ts',
   'src/hashing/{bcrypt,hasher,inline}.ts',
   'src/db/{schema,database,errors,rows,migration-status}.ts',

@@ -29,7 +29,8 @@ export const SERVER_TEST_TIMEOUT_MS = 90_000;
 export const START_TIMEOUT_MS = 60_000;
 
 /** Every process of these tests: the test key (tests forge tokens with it), cheap bcrypt, info logs. */
-const TEST_ENV = { SECRET_KEY: TEST_SECRET_KEY, BCRYPT_COST: '4', LOG_LEVEL: 'info' };
+// EMAIL_VERIFICATION as createTestApp has it: a server that registers users queues no mail (no .eml files).
+const TEST_ENV = { SECRET_KEY: TEST_SECRET_KEY, BCRYPT_COST: '4', LOG_LEVEL: 'info', EMAIL_VERIFICATION: 'off' };
 
 /** Runs `bun ...args` in the project with the test environment plus `env`; it runs until it exits or is stopped. */
 export function spawnProject(args: string[], env: Record<string, string | undefined> = {}): ChildProcess {

@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import type { PGlite } from '@electric-sql/pglite';
 import { pgliteHandle } from '../../src/db/client-pglite';
 import { createPostgresClient, createPostgresDb } from '../../src/db/client-postgres';
-import type { Database, DatabaseHandle } from '../../src/db/database';
+import type { DatabaseHandle } from '../../src/db/database';
 import { runMigrations } from '../../src/db/migrate';
 import { runOrThrow } from './processes';
 

@@ -25,8 +25,11 @@ import { deleteExpiredRateLimits } from '../rate-limit/stores';
 import { UserRegisterSchema } from '../schemas/user';
 import { importUsers, parseImportText } from '../services/import-users';
 import { createKeyRing, listSigningKeys, retireSigningKey, rotateSigningKey } from '../services/keys';
+import { deleteExpiredLinkTokens } from '../services/link-tokens';
+import { deleteOldSentMail } from '../services/outbox';
 import { deleteEndedSessions } from '../services/sessions';
 import { createUser, ROLES, type Role, setRoleByEmail } from '../services/users';
+import { MAIL_USAGE, mailCommand } from './mail';
 import { readPassword } from './password-prompt';
 import { CLI_USER_AGENT, createAdminThroughService } from './running-service';
 
@@ -54,12 +57,14 @@ commands:
   create-admin --email <email>     create an admin; the password is read from stdin or a prompt, never argv.
                                    Works while the service runs on PGLITE_DIR too, until the first admin exists
   set-role --email <email> --role <user|admin>
-  prune                            delete ended sessions and expired rate-limit counters; safe to run from cron
+  prune                            delete ended sessions, expired rate-limit counters and link tokens, and sent
+                                   mail older than a week; safe to run from cron
   import-users --file <path|->     import the FastAPI app's users (JSON lines or a JSON array; - is stdin),
                                    bcrypt hashes kept as they are; exit 1 when any row was rejected
   keys list                        the signing keys and their states (needs the service's SECRET_KEY)
   keys rotate                      a new key: published now, signing after JWKS_MAX_AGE_SECONDS
   keys retire <kid>                the emergency stop: every token of that key fails at once, everywhere
+${MAIL_USAGE}
   help                             this text (also --help)
 
 The database is DATABASE_URL, else the embedded PGlite in PGLITE_DIR (default ./data).
@@ -127,8 +132,14 @@ const COMMANDS: Record<string, Command> = {
     const ctx = { db: database.db, clock: systemClock };
     const sessions = await deleteEndedSessions(ctx);
     const counters = await deleteExpiredRateLimits(ctx);
+    const links = await deleteExpiredLinkTokens(ctx);
+    const mail = await deleteOldSentMail(ctx);
     console.log(`deleted ${sessions} ended sessions and ${counters} expired rate-limit counters`);
+    console.log(`deleted ${links} expired link tokens and ${mail} sent messages older than a week`);
   },
+
+  mail: (database, options, { env, args }) =>
+    mailCommand(database, { to: options.to, all: options.all === 'true', env }, args, (m) => new UsageError(m)),
 
   'import-users': importUsersCommand,
   keys: keysCommand,
@@ -223,7 +234,11 @@ async function createAdmin(options: Options, context: CliContext): Promise<void>
   const hasher = createBunHasher({ cost: config.BCRYPT_COST, threads: 1 });
   try {
     await assertMigrated(database, context);
-    const user = await createUser({ db: database.db, hasher }, { ...admin, role: 'admin', meta: CLI_META });
+    // The operator vouches for the address: verified, and no verification mail.
+    const user = await createUser(
+      { db: database.db, hasher, clock: systemClock, config },
+      { ...admin, role: 'admin', meta: CLI_META, emailVerified: true },
+    );
     console.log(`created admin ${user.email} (id ${user.id})`);
   } finally {
     hasher.close();
@@ -237,17 +252,20 @@ async function run(argv: string[], context: CliContext): Promise<void> {
   let values: Options;
   let positionals: string[];
   try {
-    ({ values, positionals } = parseArgs({
+    const parsed = parseArgs({
       args: rest,
       options: {
         to: { type: 'string' },
         email: { type: 'string' },
         role: { type: 'string' },
         file: { type: 'string' },
+        all: { type: 'boolean' },
       },
-      allowPositionals: name === 'keys',
+      allowPositionals: name === 'keys' || name === 'mail', // `keys retire <kid>`, `mail retry 12`
       strict: true,
-    }));
+    });
+    values = { ...parsed.values, all: parsed.values.all ? 'true' : undefined };
+    positionals = parsed.positionals;
   } catch (error) {
     throw new UsageError((error as Error).message);
   }

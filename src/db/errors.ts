@@ -31,3 +31,6 @@ export function isDatabaseUnavailable(error: unknown): boolean {
 
 /** 42P01: the table does not exist, which for this service's own tables means it was never migrated. */
 export const isUndefinedTable = (error: unknown): boolean => errorCodes(error).includes('42P01');
+
+/** 23505: a unique index refused the row (an email another account has). */
+export const isUniqueViolation = (error: unknown): boolean => errorCodes(error).includes('23505');

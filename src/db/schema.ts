@@ -33,6 +33,8 @@ export const users = pgTable(
     disabled: boolean().notNull().default(false),
     createdAt: timestamp({ withTimezone: true, precision: 3 }).notNull().defaultNow(),
     lastLoginTime: timestamp({ withTimezone: true, precision: 3 }),
+    /** When the user proved they read mail at `email` (a verification or reset link); null until then. */
+    emailVerifiedAt: timestamp({ withTimezone: true, precision: 3 }),
   },
   (t) => [
     uniqueIndex('users_email_lower_key').on(sql`lower(${t.email})`),
@@ -99,6 +101,10 @@ export const AUDIT_EVENTS = [
   'user_disabled',
   'user_enabled',
   'user_deleted',
+  'password_reset_requested',
+  'password_reset',
+  'email_verified',
+  'email_changed',
 ] as const;
 export type AuditEvent = (typeof AUDIT_EVENTS)[number];
 export const auditEventEnum = pgEnum('audit_event', AUDIT_EVENTS);
@@ -158,3 +164,68 @@ export const rateLimits = pgTable(
   },
   (t) => [index('rate_limits_expire_idx').on(t.expire)],
 );
+
+export const LINK_TOKEN_PURPOSES = ['password_reset', 'email_verify', 'email_change'] as const;
+export type LinkTokenPurpose = (typeof LINK_TOKEN_PURPOSES)[number];
+export const linkTokenPurposeEnum = pgEnum('link_token_purpose', LINK_TOKEN_PURPOSES);
+
+/**
+ * The single-use tokens mailed in links (password reset, address verification, address change). Only a
+ * SHA-256 of the token is stored, so a copy of the table opens nothing. Each is bound to its purpose, its
+ * user and the address it was mailed to (`email`: for a change, the new address), and is spent once.
+ */
+export const linkTokens = pgTable(
+  'link_tokens',
+  {
+    id: uuid().primaryKey().defaultRandom(),
+    purpose: linkTokenPurposeEnum().notNull(),
+    userId: integer()
+      .notNull()
+      .references(() => users.id, { onDelete: 'cascade' }),
+    tokenHash: text().notNull(),
+    email: text().notNull(),
+    createdAt: timestamptz().notNull().defaultNow(),
+    expiresAt: timestamptz().notNull(),
+    spentAt: timestamptz(),
+  },
+  (t) => [uniqueIndex('link_tokens_token_hash_key').on(t.tokenHash), index('link_tokens_user_id_idx').on(t.userId)],
+);
+
+export type LinkToken = typeof linkTokens.$inferSelect;
+
+export const MAIL_STATUSES = ['pending', 'sending', 'sent', 'skipped', 'dead'] as const;
+export type MailStatus = (typeof MAIL_STATUSES)[number];
+export const mailStatusEnum = pgEnum('mail_status', MAIL_STATUSES);
+
+/**
+ * The transactional outbox: a row is written in the transaction of the change that causes the mail, and a
+ * sender (services/outbox.ts, src/mail/sender.ts) delivers it. `next_attempt_at` is when the row is next due:
+ * for `pending` the retry time, for `sending` the end of the sender's lease (a sender that died mid-send
+ * leaves the row due again then). `params` holds what the template needs, a link token included once the
+ * sender minted it, and is emptied once the message is sent; `skipped` is a link mail for which no account
+ * qualified when it was prepared (an unknown address asking for a reset). `message_id` is the uuid of the
+ * RFC 5322 Message-ID every attempt carries.
+ */
+export const mailOutbox = pgTable(
+  'mail_outbox',
+  {
+    id: bigint({ mode: 'number' }).primaryKey().generatedAlwaysAsIdentity(),
+    messageId: uuid().notNull().defaultRandom(),
+    template: text().notNull(),
+    recipient: text().notNull(),
+    params: jsonb().$type<Record<string, unknown>>().notNull().default({}),
+    status: mailStatusEnum().notNull().default('pending'),
+    attempts: integer().notNull().default(0),
+    createdAt: timestamptz().notNull().defaultNow(),
+    nextAttemptAt: timestamptz().notNull().defaultNow(),
+    sentAt: timestamptz(),
+    lastError: text(),
+  },
+  (t) => [
+    uniqueIndex('mail_outbox_message_id_key').on(t.messageId),
+    // The sender's claim query reads only due rows in order; sent and dead rows stay out of the index.
+    index('mail_outbox_due_idx').on(t.nextAttemptAt).where(sql`${t.status} in ('pending', 'sending')`),
+  ],
+);
+
+export type MailOutboxRow = typeof mailOutbox.$inferSelect;

@@ -85,6 +85,13 @@ export const PROBLEMS = {
   'wrong-password': { status: 400, detail: 'The current password is incorrect' },
   forbidden: { status: 403, detail: 'You are not allowed to do this' },
   'rate-limited': { status: 429, detail: 'Too many attempts; try again later' },
+  // One answer for a link token that is unknown, expired, spent or of another purpose: which it was is no
+  // business of whoever holds it.
+  'invalid-token': { status: 400, detail: 'This link is invalid or has expired; ask for a new one' },
+  'email-unverified': {
+    status: 403,
+    detail: 'Confirm your email address first: follow the link we mailed you, or ask for a new one',
+  },
 
   // Resources and state.
   'not-found': { status: 404, detail: 'No such resource' },

@@ -1,3 +1,4 @@
+import type { Context } from 'hono';
 import { createMiddleware } from 'hono/factory';
 import type { AppEnv } from '../app-env';
 import { AppError } from '../lib/problems';
@@ -16,13 +17,24 @@ const BEARER = /^Bearer ([A-Za-z0-9\-._~+/]+=*)$/i;
 export const requireAuth = createMiddleware<AppEnv>(async (c, next) => {
   const header = c.req.header('Authorization');
   if (header === undefined) throw new AppError('not-authenticated');
+  await authenticate(c, header);
+  await next();
+});
+
+/** Like requireAuth when an Authorization header is sent (a bad token is still a 401); without one, anonymous. */
+export const optionalAuth = createMiddleware<AppEnv>(async (c, next) => {
+  const header = c.req.header('Authorization');
+  if (header !== undefined) await authenticate(c, header);
+  await next();
+});
+
+async function authenticate(c: Context<AppEnv>, header: string): Promise<void> {
   const token = BEARER.exec(header)?.[1];
   const authenticated = token === undefined ? null : await authenticateBearer(c.var.ctx, token);
   if (!authenticated) throw new AppError('invalid-access-token');
   c.set('user', authenticated.user);
   c.set('claims', authenticated.claims);
-  await next();
-});
+}
 
 /** After requireAuth: the role is read from the database on this request, so a demotion applies at once. */
 export const requireRole = (role: Role) =>

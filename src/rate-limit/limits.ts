@@ -19,6 +19,10 @@ export interface RateLimits {
   loginFailures?: Limiter;
   /** POST /register requests per client IP. */
   registerPerIp?: Limiter;
+  /** Recovery requests that mail someone (forgot password, resend verification) per client IP. */
+  recoveryPerIp?: Limiter;
+  /** Those requests per target address, from any IP: nobody can mail-bomb an address through us. */
+  recoveryPerEmail?: Limiter;
 }
 
 export type RateLimitName = keyof RateLimits;
@@ -33,6 +37,8 @@ export interface RateLimitSpec {
 
 const MINUTE_SECONDS = 60;
 const HOUR_SECONDS = 60 * 60;
+/** API.md: recovery mail to one address, per hour. */
+export const RECOVERY_MAILS_PER_ADDRESS_PER_HOUR = 3;
 
 /** The limits the configuration asks for; a limit set to 0 is absent (off). */
 export function rateLimitSpecs(config: Config): Partial<Record<RateLimitName, RateLimitSpec>> {
@@ -43,6 +49,8 @@ export function rateLimitSpecs(config: Config): Partial<Record<RateLimitName, Ra
   add('loginPerIp', config.RATE_LIMIT_LOGIN_PER_IP, MINUTE_SECONDS);
   add('loginFailures', config.RATE_LIMIT_LOGIN_FAILURES, config.RATE_LIMIT_LOCKOUT_SECONDS);
   add('registerPerIp', config.RATE_LIMIT_REGISTER_PER_IP, HOUR_SECONDS);
+  add('recoveryPerIp', config.RATE_LIMIT_RECOVERY_PER_IP, HOUR_SECONDS);
+  add('recoveryPerEmail', RECOVERY_MAILS_PER_ADDRESS_PER_HOUR, HOUR_SECONDS);
   return specs;
 }
 
@@ -51,6 +59,8 @@ const DETAILS = {
   loginPerIp: 'Too many login attempts from this address; try again later',
   registerPerIp: 'Too many registrations from this address; try again later',
   loginFailures: 'Too many failed logins for this account; try again later',
+  recoveryPerIp: 'Too many recovery requests from this address; try again later',
+  recoveryPerEmail: 'Too many messages were requested for this email address; try again later',
 } satisfies Record<RateLimitName, string>;
 
 const isLimitReached = (rejection: unknown): rejection is { msBeforeNext: number } =>

@@ -17,7 +17,10 @@ import { openDatabase } from '../db/open';
 import { accessSink, buildDeps, createInstance } from '../deps';
 import type { ReadAsset } from '../docs/assets';
 import type { PasswordHasher } from '../hashing/hasher';
+import type { Clock } from '../lib/clock';
 import { createLogger, describeError, type Logger } from '../lib/logger';
+import { createMailSender, type MailSender } from '../mail/sender';
+import { createMailTransport } from '../mail/transport';
 import { createRateLimitStore } from '../rate-limit/stores';
 import { type AdminBootstrap, openAdminBootstrap } from '../services/admin-bootstrap';
 import { ensureSigningKey, startKeyMaintenance } from '../services/keys';
@@ -40,7 +43,9 @@ export interface Service {
   adminBootstrap?: { token: string; bootstrap: AdminBootstrap };
   /** Where the development signing key is kept, when that is the key in use. */
   devKeyPath?: string;
-  /** Releases the hasher, the access listener, the rate-limit store and the database, in that order. */
+  /** The outbox sender, started; null in production without SMTP_URL (mail waits in the outbox). */
+  mailSender: MailSender | null;
+  /** Stops the mail sender, then releases the hasher, the access listener, the rate-limit store and the database. */
   close(): Promise<void>;
 }
 
@@ -86,6 +91,7 @@ export async function bootstrap(env: Record<string, unknown>, parts: RuntimePart
     await ensureSigningKey(keyDeps);
     const maintenance = startKeyMaintenance(keyDeps);
     const rateLimitStore = await createRateLimitStore(config, { db, logger, clock: instance.clock });
+    const mailSender = startMailSender(config, { db, logger, clock: instance.clock });
     const app = createApp(
       buildDeps(instance, {
         db,
@@ -94,9 +100,11 @@ export async function bootstrap(env: Record<string, unknown>, parts: RuntimePart
         readAsset: parts.readAsset,
         remoteAddress: parts.remoteAddress,
         adminBootstrap: adminBootstrap?.bootstrap,
+        mailQueued: mailSender ? () => mailSender.wake() : undefined,
       }),
     );
     const close = async () => {
+      await mailSender?.stop();
       maintenance.stop();
       adminBootstrap?.bootstrap.close();
       await instance.hasher.close();
@@ -104,7 +112,7 @@ export async function bootstrap(env: Record<string, unknown>, parts: RuntimePart
       await rateLimitStore.close();
       await database.close();
     };
-    return { app, config, logger, database, adminBootstrap, devKeyPath, close };
+    return { app, config, logger, database, adminBootstrap, devKeyPath, mailSender, close };
   } catch (error) {
     await database.close();
     throw error;
@@ -119,6 +127,25 @@ async function openBootstrapIfNoAdmin(database: DatabaseHandle, dir: string) {
   removeAdminBootstrapFile(dir);
   if (await hasEnabledAdmin({ db: database.db })) return undefined;
   return openAdminBootstrap({ onClose: () => removeAdminBootstrapFile(dir) });
+}
+
+/**
+ * The outbox sender of this instance (README "Email"): SMTP, or .eml files in development; none in
+ * production without SMTP_URL, where mail waits in the outbox and the log says so once.
+ */
+function startMailSender(config: Config, deps: { db: DatabaseHandle['db']; logger: Logger; clock: Clock }) {
+  const { logger } = deps;
+  if (config.NODE_ENV === 'production' && !config.PUBLIC_URL) {
+    logger.warn('PUBLIC_URL is not set: links in mail point to http://localhost; set it to the public address');
+  }
+  const transport = createMailTransport(config, { logger });
+  if (!transport) {
+    logger.warn('SMTP_URL is not set: mail is queued in the outbox but not sent (`bun run cli mail status`)');
+    return null;
+  }
+  const sender = createMailSender({ ...deps, config, transport });
+  sender.start();
+  return sender;
 }
 
 /** The URL a server listens on, for the `listening` log line (IPv6 hosts in brackets). */

@@ -11,6 +11,9 @@
  *   from the static assets binding (wrangler.toml `[assets]`, filled by scripts/build-docs-assets.ts).
  * - No PGlite and no threads: bcryptjs hashes in the request, asynchronously, so other requests of the
  *   isolate interleave.
+ * - No mail sender: a Worker lives only for its requests and nodemailer's SMTP needs raw TCP. Requests queue
+ *   mail in the outbox as everywhere; `bun run cli mail send` from cron (or any long-running instance on the
+ *   same database) delivers it (README "Email").
  * Without a usable configuration every request answers 503 problem+json saying what is missing.
  */
 import type { ExecutionContext } from 'hono';

@@ -51,6 +51,10 @@ export const UserPublicSchema = z
     email: z.string().openapi({ example: 'ada@example.com' }),
     role: z.enum(ROLES).openapi({ example: 'user' }),
     disabled: z.boolean().openapi({ example: false }),
+    email_verified: z.boolean().openapi({
+      example: true,
+      description: 'The user followed a link mailed to this address (or an operator vouched)',
+    }),
     created_at: z.string().openapi({ format: 'date-time', example: '2026-01-01T12:00:00.000Z' }),
     last_login_time: z.string().nullable().openapi({ format: 'date-time', example: '2026-01-02T08:30:00.000Z' }),
   })
@@ -64,6 +68,7 @@ export const NEW_USER_EXAMPLE: UserPublic = {
   email: 'ada@example.com',
   role: 'user',
   disabled: false,
+  email_verified: false,
   created_at: '2026-01-01T12:00:00.000Z',
   last_login_time: null,
 };
@@ -74,6 +79,7 @@ export const toUserPublic = (user: User): UserPublic => ({
   email: user.email,
   role: user.role,
   disabled: user.disabled,
+  email_verified: user.emailVerifiedAt !== null,
   created_at: user.createdAt.toISOString(),
   last_login_time: user.lastLoginTime?.toISOString() ?? null,
 });

@@ -10,19 +10,19 @@
  *   A failed attempt (a taken email, a database error) leaves it usable; wrong tokens are refused before any work.
  * - Audited: the admin's `register` event carries `{bootstrap: true}`.
  */
-import type { Database } from '../db/database';
-import type { PasswordHasher } from '../hashing/hasher';
 import { constantTimeEqual, randomToken, sha256 } from '../lib/crypto';
 import { AppError } from '../lib/problems';
 import type { RequestMeta } from '../lib/request-meta';
 import { createFirstAdmin, type User } from './users';
+
+type FirstAdminContext = Parameters<typeof createFirstAdmin>[0];
 
 export interface AdminBootstrap {
   /** False once spent or closed. */
   readonly open: boolean;
   /** Creates the first admin if `token` is this bootstrap's and unspent (403 otherwise); spends it on success. */
   redeem(
-    ctx: { db: Database; hasher: PasswordHasher },
+    ctx: FirstAdminContext,
     input: { token: string; email: string; password: string; meta: RequestMeta },
   ): Promise<User>;
   /** Spends the token without using it (an admin appeared, the service stops). */
@@ -72,7 +72,7 @@ export async function openAdminBootstrap({ onClose }: { onClose?: () => void } =
 
 /** POST /bootstrap/admin: one answer (403) for a wrong token, a spent one, and a service that opened none. */
 export async function redeemAdminBootstrap(
-  ctx: { db: Database; hasher: PasswordHasher; adminBootstrap?: AdminBootstrap },
+  ctx: FirstAdminContext & { adminBootstrap?: AdminBootstrap },
   input: { token: string; email: string; password: string; meta: RequestMeta },
 ): Promise<User> {
   if (!ctx.adminBootstrap) throw new AppError('invalid-bootstrap-token');

@@ -73,6 +73,9 @@ export async function loginWithPassword(
     });
     throw new AppError('invalid-credentials');
   }
+  // Only once the password matched, so the 403 tells nothing to someone who does not know it.
+  if (ctx.config.EMAIL_VERIFICATION === 'required' && user.emailVerifiedAt === null)
+    throw new AppError('email-unverified');
   await resetLimit(ctx, 'loginFailures', email);
   const started = await inAccessTransaction(ctx, async (scope) => {
     await recordLogin(scope, { userId: user.id, at: ctx.clock.now() });

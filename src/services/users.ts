@@ -2,7 +2,9 @@
 import { and, asc, count, eq, ilike, sql } from 'drizzle-orm';
 import type { AccessChanges } from '../access/listener';
 import { type AccessScope, inAccessTransaction } from '../access/transaction';
+import type { Config } from '../config';
 import type { Database } from '../db/database';
+import { isUniqueViolation } from '../db/errors';
 import { MAX_USER_ID, ROLES, type Role, type User, users } from '../db/schema';
 import type { PasswordHasher } from '../hashing/hasher';
 import type { Clock } from '../lib/clock';
@@ -11,19 +13,31 @@ import { assertPasswordPolicy, isAcceptablePassword } from '../lib/password-poli
 import { AppError } from '../lib/problems';
 import type { RequestMeta } from '../lib/request-meta';
 import { recordAudit } from './audit';
+import { enqueueMail } from './outbox';
 import { revokeAllSessions } from './sessions';
 
 export { MAX_USER_ID, ROLES, type Role, type User };
 
 const userNotFound = () => new AppError('not-found', { detail: 'No such user' });
 
+/** Told after a transaction that queued mail has committed, so this instance's sender starts on it at once. */
+export interface MailQueuedHook {
+  mailQueued?: () => void;
+}
+
 /**
- * Inserts the user and its `register` audit event in one transaction. A concurrent or earlier
- * registration of the same email is a 409, never a 500. The password has passed the policy already
- * (the request schema, or the CLI's parse of it).
+ * Inserts the user and its `register` audit event in one transaction, with the verification mail unless
+ * EMAIL_VERIFICATION=off or `emailVerified` (an operator vouches for the address: the CLI's create-admin).
+ * A concurrent or earlier registration of the same email is a 409, never a 500. The password has passed
+ * the policy already (the request schema, or the CLI's parse of it).
  */
 export async function createUser(
-  { db, hasher }: { db: Database; hasher: PasswordHasher },
+  ctx: {
+    db: Database;
+    hasher: PasswordHasher;
+    clock: Clock;
+    config: Pick<Config, 'EMAIL_VERIFICATION'>;
+  } & MailQueuedHook,
   input: {
     email: string;
     password: string;
@@ -34,19 +48,29 @@ export async function createUser(
     guard?: (tx: Database) => Promise<void>;
     /** Extra `details` of the `register` audit event. */
     auditDetails?: Record<string, unknown>;
+    emailVerified?: boolean;
   },
 ): Promise<User> {
+  const { db, hasher, clock } = ctx;
   const email = normalizeEmail(input.email);
   const passwordHash = await hasher.hash(input.password);
-  return db.transaction(async (tx) => {
+  const mailLink = !input.emailVerified && ctx.config.EMAIL_VERIFICATION !== 'off';
+  const user = await db.transaction(async (tx) => {
     await input.guard?.(tx);
     // ON CONFLICT DO NOTHING instead of check-then-insert: the unique index decides races atomically.
     const [created] = await tx
       .insert(users)
-      .values({ email, passwordHash, role: input.role ?? 'user' })
+      .values({
+        email,
+        passwordHash,
+        role: input.role ?? 'user',
+        emailVerifiedAt: input.emailVerified ? clock.now() : null,
+      })
       .onConflictDoNothing()
       .returning();
     if (!created) throw new AppError('email-taken');
+    // The link's token is minted when the sender prepares the mail (services/recovery.ts prepareLinkMail).
+    if (mailLink) await enqueueMail({ db: tx, clock }, { template: 'verify-email', to: email, params: {} });
     await recordAudit(
       { db: tx },
       {
@@ -59,6 +83,8 @@ export async function createUser(
     );
     return created;
   });
+  if (mailLink) ctx.mailQueued?.();
+  return user;
 }
 
 export async function getUser({ db }: { db: Database }, { userId }: { userId: number }): Promise<User> {
@@ -86,11 +112,11 @@ export async function recordLogin({ db, changed }: AccessScope, { userId, at }: 
 }
 
 /**
- * Checks the new password against the policy and the current password, stores the new hash and ends every
- * session: all earlier tokens stop working.
+ * Checks the new password against the policy and the current password, then replaces it: every session
+ * ends (all earlier tokens stop working) and the owner is told by mail.
  */
 export async function changePassword(
-  { db, hasher, clock, access }: { db: Database; hasher: PasswordHasher; clock: Clock; access: AccessChanges },
+  ctx: { db: Database; hasher: PasswordHasher; clock: Clock; access: AccessChanges } & MailQueuedHook,
   input: { user: User; currentPassword: string; newPassword: string; meta: RequestMeta },
 ): Promise<void> {
   const { user, meta } = input;
@@ -98,13 +124,14 @@ export async function changePassword(
   // before the current password, like every other new_password rule (a 422 reveals nothing about either).
   await assertPasswordPolicy(input.newPassword, user.email, 'new_password');
   const matches =
-    isAcceptablePassword(input.currentPassword) && (await hasher.verify(input.currentPassword, user.passwordHash));
+    isAcceptablePassword(input.currentPassword) && (await ctx.hasher.verify(input.currentPassword, user.passwordHash));
   if (!matches) throw new AppError('wrong-password');
-  const passwordHash = await hasher.hash(input.newPassword);
-  await inAccessTransaction({ db, access }, async (scope) => {
-    await scope.db.update(users).set({ passwordHash }).where(eq(users.id, user.id));
-    scope.changed({ kind: 'user', userId: user.id });
-    const sessionsRevoked = await revokeAllSessions({ ...scope, clock }, { userId: user.id });
+  const passwordHash = await ctx.hasher.hash(input.newPassword);
+  await inAccessTransaction(ctx, async (scope) => {
+    const sessionsRevoked = await replacePassword(
+      { ...scope, clock: ctx.clock },
+      { user, passwordHash, mailboxProven: false },
+    );
     await recordAudit(scope, {
       event: 'password_changed',
       meta,
@@ -113,6 +140,65 @@ export async function changePassword(
       details: { sessions_revoked: sessionsRevoked },
     });
   });
+  ctx.mailQueued?.();
+}
+
+/**
+ * Stores a new password hash, ends every session and queues the "your password was changed" notice, all in
+ * the caller's transaction. `mailboxProven`: the change came through a reset link, which reached the
+ * address, so it counts as verified too. Returns how many sessions ended.
+ */
+export async function replacePassword(
+  { db, clock, changed }: AccessScope & { clock: Clock },
+  {
+    user,
+    passwordHash,
+    mailboxProven,
+  }: { user: Pick<User, 'id' | 'email'>; passwordHash: string; mailboxProven: boolean },
+): Promise<number> {
+  const now = clock.now().toISOString();
+  await db
+    .update(users)
+    .set({
+      passwordHash,
+      ...(mailboxProven ? { emailVerifiedAt: sql`coalesce(${users.emailVerifiedAt}, ${now}::timestamptz)` } : {}),
+    })
+    .where(eq(users.id, user.id));
+  changed({ kind: 'user', userId: user.id });
+  await enqueueMail({ db, clock }, { template: 'password-changed', to: user.email, params: {} });
+  return revokeAllSessions({ db, clock, changed }, { userId: user.id });
+}
+
+/** Marks the user's address verified, if it is still `email`; false when the account has moved on. */
+export async function markEmailVerified(
+  { db, clock, changed }: AccessScope & { clock: Clock },
+  { userId, email }: { userId: number; email: string },
+): Promise<boolean> {
+  const marked = await db
+    .update(users)
+    .set({ emailVerifiedAt: sql`coalesce(${users.emailVerifiedAt}, ${clock.now().toISOString()}::timestamptz)` })
+    .where(and(eq(users.id, userId), eq(users.email, email)))
+    .returning({ id: users.id });
+  if (marked.length > 0) changed({ kind: 'user', userId }); // the public user shows email_verified
+  return marked.length > 0;
+}
+
+/**
+ * Moves the user to a new (confirmed, so verified) address. 409 when another account has it by now; the
+ * unique index decides, so two accounts confirming one address at once cannot both get it. The 409 aborts
+ * the caller's transaction, which is what it wants: nothing of the change stays.
+ */
+export async function changeEmail(
+  { db, clock, changed }: AccessScope & { clock: Clock },
+  { userId, email }: { userId: number; email: string },
+): Promise<void> {
+  try {
+    await db.update(users).set({ email, emailVerifiedAt: clock.now() }).where(eq(users.id, userId));
+    changed({ kind: 'user', userId });
+  } catch (error) {
+    if (isUniqueViolation(error)) throw new AppError('email-taken');
+    throw error;
+  }
 }
 
 export async function listUsers(
@@ -221,12 +307,14 @@ export async function hasEnabledAdmin({ db }: { db: Database }): Promise<boolean
  * one. Audited as `register` with `{role: "admin", bootstrap: true}`.
  */
 export async function createFirstAdmin(
-  ctx: { db: Database; hasher: PasswordHasher },
+  ctx: Parameters<typeof createUser>[0],
   input: { email: string; password: string; meta: RequestMeta },
 ): Promise<User> {
   return createUser(ctx, {
     ...input,
     role: 'admin',
+    // Whoever holds the bootstrap token typed this address as an operator: vouched, like the CLI's create-admin.
+    emailVerified: true,
     auditDetails: { bootstrap: true },
     guard: async (tx) => {
       await tx.execute(sql`select pg_advisory_xact_lock(${FIRST_ADMIN_LOCK_ID})`);
