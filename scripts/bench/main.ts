@@ -8,7 +8,8 @@
  * Ctrl-C or failure. Env fallbacks: BENCH_DURATION, BENCH_USERS, BCRYPT_COST.
  *
  * This file: the flags, the order of the scenarios and the cleanup. machine.ts: prerequisites and /proc;
- * servers.ts: the servers under test; seed.ts: their users; wrk.ts: the load; report.ts: the output.
+ * servers.ts: the servers under test; seed.ts: their users; wrk.ts: the load; tokens.ts: two instances
+ * (revocation lag, rotation under load); report.ts: the output.
  */
 import { existsSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
@@ -22,6 +23,7 @@ import { ensurePrerequisites, memoryMb, rssOfGroup, waitForQuietMachine, waitIdl
 import { type Measured, type Results, type RuntimeFigures, report, SCENARIOS } from './report';
 import { type SeededUsers, seed } from './seed';
 import { ourEnv, startOurs, startReference, stopTarget, type Target } from './servers';
+import { measureTokens } from './tokens';
 import { WRK_TIMEOUT_S, type WrkResult, wrk } from './wrk';
 
 const ROOT = resolve(import.meta.dir, '../..');
@@ -84,6 +86,7 @@ async function runScenarios(t: Target, token: string): Promise<Results> {
   };
   const load = (path: string, o: { conns: number; secs: number; token?: string; mode?: 'token' | 'register' }) =>
     wrk(`${t.base}${path}`, { ...o, users });
+  await step('health', () => load('/health', { conns: 50, secs: seconds }));
   await step('me', () => load('/users/me', { conns: 50, secs: seconds, token }));
   await step('welcome', () => load('/welcome', { conns: 50, secs: seconds, token }));
   await step('token', () => load('/token', { conns: 16, secs: hashSecs, mode: 'token' }));
@@ -166,6 +169,10 @@ async function main(): Promise<void> {
     ref = await measure(await startReference(REFERENCE_DIR, secret));
   }
 
+  log('tokens: two instances on one database');
+  await waitForQuietMachine();
+  const tokens = await measureTokens(env, users, seconds);
+
   const perRuntime = flags.runtimes ? await measureRuntimes(env) : [];
   const wallSeconds = (performance.now() - started) / 1000;
   console.log(
@@ -179,6 +186,7 @@ async function main(): Promise<void> {
       hashMs,
       ours,
       ref,
+      tokens,
       perRuntime,
       wallSeconds,
     }),

@@ -15,7 +15,7 @@ export interface SeededUsers {
 }
 
 /** Seeds the users, warms the server up (200 × GET /users/me and /welcome) and returns a valid access token. */
-export async function seed(t: Target, users: SeededUsers): Promise<string> {
+export async function seed(t: Pick<Target, 'name' | 'base' | 'db'>, users: SeededUsers): Promise<string> {
   const { prefix, password, count } = users;
   const email = `${prefix}0@example.com`;
   const reg = await fetch(`${t.base}/register`, {
