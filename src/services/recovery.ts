@@ -136,14 +136,7 @@ export async function resetPassword(
     // Conditional on the token being unspent: of two resets racing with one link, exactly one wins.
     if (!(await spendLinkToken(scoped, { id: link.id }))) throw invalidToken();
     await spendUserLinkTokens(scoped, { userId: user.id, purpose: 'password_reset' });
-    const sessionsRevoked = await replacePassword(scoped, { user, passwordHash, mailboxProven: true });
-    await recordAudit(scoped, {
-      event: 'password_reset',
-      meta,
-      userId: user.id,
-      actorId: user.id,
-      details: { sessions_revoked: sessionsRevoked },
-    });
+    await replacePassword(scoped, { user, passwordHash, via: 'reset', meta });
   });
   ctx.mailQueued?.();
   await resetLimit(ctx, 'loginFailures', user.email);

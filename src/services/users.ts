@@ -127,46 +127,43 @@ export async function changePassword(
     isAcceptablePassword(input.currentPassword) && (await ctx.hasher.verify(input.currentPassword, user.passwordHash));
   if (!matches) throw new AppError('wrong-password');
   const passwordHash = await ctx.hasher.hash(input.newPassword);
-  await inAccessTransaction(ctx, async (scope) => {
-    const sessionsRevoked = await replacePassword(
-      { ...scope, clock: ctx.clock },
-      { user, passwordHash, mailboxProven: false },
-    );
-    await recordAudit(scope, {
-      event: 'password_changed',
-      meta,
-      userId: user.id,
-      actorId: user.id,
-      details: { sessions_revoked: sessionsRevoked },
-    });
-  });
+  await inAccessTransaction(ctx, (scope) =>
+    replacePassword({ ...scope, clock: ctx.clock }, { user, passwordHash, via: 'change', meta }),
+  );
   ctx.mailQueued?.();
 }
 
 /**
- * Stores a new password hash, ends every session and queues the "your password was changed" notice, all in
- * the caller's transaction. `mailboxProven`: the change came through a reset link, which reached the
- * address, so it counts as verified too. Returns how many sessions ended.
+ * Stores a new password hash, ends every session, queues the "your password was changed" notice and audits
+ * it, all in the caller's transaction. `via: 'reset'`: the change came through a reset link, which reached
+ * the address, so it counts as verified too.
  */
 export async function replacePassword(
   { db, clock, changed }: AccessScope & { clock: Clock },
-  {
-    user,
-    passwordHash,
-    mailboxProven,
-  }: { user: Pick<User, 'id' | 'email'>; passwordHash: string; mailboxProven: boolean },
-): Promise<number> {
+  input: { user: Pick<User, 'id' | 'email'>; passwordHash: string; via: 'change' | 'reset'; meta: RequestMeta },
+): Promise<void> {
+  const { user, passwordHash, via, meta } = input;
   const now = clock.now().toISOString();
   await db
     .update(users)
     .set({
       passwordHash,
-      ...(mailboxProven ? { emailVerifiedAt: sql`coalesce(${users.emailVerifiedAt}, ${now}::timestamptz)` } : {}),
+      ...(via === 'reset' ? { emailVerifiedAt: sql`coalesce(${users.emailVerifiedAt}, ${now}::timestamptz)` } : {}),
     })
     .where(eq(users.id, user.id));
   changed({ kind: 'user', userId: user.id });
   await enqueueMail({ db, clock }, { template: 'password-changed', to: user.email, params: {} });
-  return revokeAllSessions({ db, clock, changed }, { userId: user.id });
+  const sessionsRevoked = await revokeAllSessions({ db, clock, changed }, { userId: user.id });
+  await recordAudit(
+    { db },
+    {
+      event: via === 'reset' ? 'password_reset' : 'password_changed',
+      meta,
+      userId: user.id,
+      actorId: user.id,
+      details: { sessions_revoked: sessionsRevoked },
+    },
+  );
 }
 
 /** Marks the user's address verified, if it is still `email`; false when the account has moved on. */
