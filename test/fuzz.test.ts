@@ -48,22 +48,37 @@ interface Endpoint {
   body?: 'json' | 'form';
 }
 
+interface Operation {
+  security?: unknown[];
+  tags?: string[];
+  requestBody?: { content: Record<string, unknown> };
+}
+const doc = (await (await app.request('/openapi.json')).json()) as {
+  paths: Record<string, Record<string, Operation>>;
+};
+
+/** Who calls an operation: its tag and security say (POST /logout gets a session of its own to end). */
+function authOf(path: string, operation: Operation): Auth {
+  if (path === '/logout') return 'leaver';
+  if (!operation.security) return 'none';
+  return operation.tags?.includes('admin') ? 'admin' : 'user';
+}
+
+/** Every operation of the OpenAPI document, so a route is fuzzed from the day it is added; and the docs pages. */
 const ENDPOINTS: Endpoint[] = [
-  { method: 'POST', path: '/register', auth: 'none', body: 'json' },
-  { method: 'POST', path: '/token', auth: 'none', body: 'form' },
-  { method: 'GET', path: '/welcome', auth: 'user' },
-  { method: 'GET', path: '/users/me', auth: 'user' },
-  { method: 'PUT', path: '/users/me/password', auth: 'user', body: 'json' },
-  { method: 'POST', path: '/logout', auth: 'leaver' },
-  { method: 'GET', path: '/users/me/sessions', auth: 'user' },
-  { method: 'DELETE', path: '/users/me/sessions/{session}', auth: 'user' },
-  { method: 'GET', path: '/users', auth: 'admin' },
-  { method: 'GET', path: '/users/{id}', auth: 'admin' },
-  { method: 'PATCH', path: '/users/{id}', auth: 'admin', body: 'json' },
-  { method: 'DELETE', path: '/users/{id}', auth: 'admin' },
-  { method: 'GET', path: '/audit', auth: 'admin' },
-  { method: 'GET', path: '/health', auth: 'none' },
-  { method: 'GET', path: '/ready', auth: 'none' },
+  ...Object.entries(doc.paths).flatMap(([path, operations]) =>
+    Object.entries(operations).map(([method, operation]) => ({
+      method: method.toUpperCase(),
+      // A session's id is a UUID (sessionSegment), a user's an integer (userIdSegment).
+      path: path.startsWith('/users/me/sessions/') ? path.replace('{id}', '{session}') : path,
+      auth: authOf(path, operation),
+      body: operation.requestBody
+        ? 'application/x-www-form-urlencoded' in operation.requestBody.content
+          ? ('form' as const)
+          : ('json' as const)
+        : undefined,
+    })),
+  ),
   { method: 'GET', path: '/openapi.json', auth: 'none' },
   { method: 'GET', path: '/docs', auth: 'none' },
   { method: 'GET', path: '/redoc', auth: 'none' },

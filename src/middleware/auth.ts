@@ -3,6 +3,7 @@ import { createMiddleware } from 'hono/factory';
 import type { AppEnv } from '../app-env';
 import { AppError } from '../lib/problems';
 import { authenticateBearer } from '../services/auth';
+import { isIntrospectionClient } from '../services/oauth';
 import type { Role } from '../services/users';
 
 // RFC 6750 §2.1: "Bearer", one space, a token68. Anything else (Basic, a bare token, two tokens) is refused.
@@ -35,6 +36,21 @@ async function authenticate(c: Context<AppEnv>, header: string): Promise<void> {
   c.set('user', authenticated.user);
   c.set('claims', authenticated.claims);
 }
+
+/**
+ * POST /introspect: the configured client's HTTP Basic credentials, or an admin's bearer token (API.md).
+ * Before the body is read, like every credential check: whoever has none learns nothing about the body.
+ */
+export const requireIntrospectionClient = createMiddleware<AppEnv>(async (c, next) => {
+  const { ctx } = c.var;
+  const header = c.req.header('Authorization');
+  if (!isIntrospectionClient(ctx.config, header)) {
+    const token = BEARER.exec(header ?? '')?.[1];
+    const caller = token === undefined ? null : await authenticateBearer(ctx, token);
+    if (caller?.user.role !== 'admin') throw new AppError('invalid-client');
+  }
+  await next();
+});
 
 /** After requireAuth: the role is read from the database on this request, so a demotion applies at once. */
 export const requireRole = (role: Role) =>

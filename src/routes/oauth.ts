@@ -5,6 +5,7 @@
  */
 import { createRoute } from '@hono/zod-openapi';
 import { AppError } from '../lib/problems';
+import { requireIntrospectionClient } from '../middleware/auth';
 import { limitByClientIp } from '../middleware/rate-limit';
 import { BEARER_SECURITY, NO_STORE } from '../schemas/common';
 import {
@@ -16,9 +17,8 @@ import {
 } from '../schemas/oauth';
 import { BAD_BODY, problemResponses, UNAVAILABLE } from '../schemas/problem';
 import { TokenRequestSchema, TokenSchema, toTokenResponse } from '../schemas/token';
-import { authenticateBearer, loginWithPassword, refreshTokens } from '../services/auth';
-import type { ServiceContext } from '../services/context';
-import { authorizationServerMetadata, introspectToken, isIntrospectionClient, revokeToken } from '../services/oauth';
+import { loginWithPassword, refreshTokens } from '../services/auth';
+import { authorizationServerMetadata, introspectToken, revokeToken } from '../services/oauth';
 import { createOAuthRouter } from './router';
 
 export const tokenRoute = createRoute({
@@ -93,6 +93,7 @@ export const introspectRoute = createRoute({
     'or an admin bearer token. Decided from the database. Anything not live is `{active: false}`.',
   // An admin's bearer token; the Basic client credentials are described above rather than declared as a scheme,
   // so /docs keeps one login in its Authorize dialog.
+  middleware: [requireIntrospectionClient] as const,
   security: BEARER_SECURITY,
   request: {
     body: {
@@ -157,12 +158,9 @@ export const oauthRoutes = createOAuthRouter()
     return c.body(null, 200, NO_STORE);
   })
   .openapi(introspectRoute, async (c) => {
-    const { ctx } = c.var;
-    const authorization = c.req.header('Authorization');
-    if (!(await isAllowedToIntrospect(ctx, authorization))) throw new AppError('invalid-client');
     const { token, token_type_hint: hint } = c.req.valid('form');
     if (!token) throw new AppError('invalid-request', { detail: 'token is required (RFC 7662 §2.1)' });
-    return c.json(await introspectToken(ctx, { token, hint }), 200, NO_STORE);
+    return c.json(await introspectToken(c.var.ctx, { token, hint }), 200, NO_STORE);
   })
   .openapi(jwksRoute, (c) => {
     const { keys, config } = c.var.ctx;
@@ -174,11 +172,3 @@ export const oauthRoutes = createOAuthRouter()
     const { config } = c.var.ctx;
     return c.json(authorizationServerMetadata(config, config.PUBLIC_URL ?? new URL(c.req.url).origin), 200);
   });
-
-/** The configured introspection client, or an admin's bearer token (API.md). */
-async function isAllowedToIntrospect(ctx: ServiceContext, authorization?: string) {
-  if (isIntrospectionClient(ctx.config, authorization)) return true;
-  const bearer = /^Bearer ([A-Za-z0-9\-._~+/]+=*)$/i.exec(authorization ?? '')?.[1];
-  const caller = bearer ? await authenticateBearer(ctx, bearer) : null;
-  return caller?.user.role === 'admin';
-}
