@@ -124,7 +124,7 @@ const COMMANDS: Record<string, Command> = {
   },
 
   async prune(database) {
-    const ctx = { db: database.db, clock: systemClock };
+    const ctx = { db: database.db, clock: systemClock, config: parseCliConfig(process.env) };
     const sessions = await deleteEndedSessions(ctx);
     const counters = await deleteExpiredRateLimits(ctx);
     console.log(`deleted ${sessions} ended sessions and ${counters} expired rate-limit counters`);

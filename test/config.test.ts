@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ConfigError, parseConfig } from '../src/config';
 
-const KEY_32_BYTES = 'k'.repeat(32);
+const KEY_32_BYTES = 'pX7v2Qm9Lz4Rk8Ws1Ny6Tb3Hd0Fj5Gc+'; // 32 random characters: production also wants entropy
 
 /** The ConfigError that parsing `source` throws; fails the test when it does not throw one. */
 function configError(source: Record<string, string>): ConfigError {

@@ -27,6 +27,7 @@ const CLOSED_REDIS_URL = 'redis://127.0.0.1:1'; // nothing listens on port 1
 const LOCKOUT_SECONDS = 900;
 
 afterEach(() => setSystemTime()); // back to the real clock after a test moved it
+await testDatabase(); // made once per process (seconds for PGlite): not inside the first test's timeout
 
 let ipCounter = 0;
 /** A documentation address (RFC 5737) no other test uses, to stand for a distinct client. */
@@ -50,8 +51,11 @@ async function expectRateLimited(res: Response, maxSeconds: number) {
   return body;
 }
 
+// Three failures per account and address, and three per account from addresses it never logged in from.
 const lockoutApp = (env: Record<string, string> = {}) =>
-  createTestApp({ env: { TRUST_PROXY: '1', RATE_LIMIT_LOGIN_FAILURES: '3', ...env } });
+  createTestApp({
+    env: { TRUST_PROXY: '1', RATE_LIMIT_LOGIN_FAILURES: '3', RATE_LIMIT_ACCOUNT_FAILURES: '3', ...env },
+  });
 
 describe('per client IP', () => {
   test('answers 429 problem+json with Retry-After once an IP passes the login limit', async () => {
@@ -151,14 +155,16 @@ describe('per account', () => {
     expect((await login(app, email, TEST_PASSWORD)).status).toBe(200);
   });
 
+  // The reset is per address now (README "Rate limiting"): a success forgives the failures of its own address.
   test('resets the failure count after a successful login', async () => {
     const { app } = await lockoutApp();
     const { email } = await registerUser(app);
-    for (let i = 0; i < 2; i++) expect((await loginFrom(app, email, WRONG_PASSWORD, uniqueIp())).status).toBe(401);
-    expect((await login(app, email, TEST_PASSWORD)).status).toBe(200);
+    const ip = uniqueIp();
+    for (let i = 0; i < 2; i++) expect((await loginFrom(app, email, WRONG_PASSWORD, ip)).status).toBe(401);
+    expect((await loginFrom(app, email, TEST_PASSWORD, ip)).status).toBe(200);
     // Without the reset the first of these would already be the fourth counted attempt.
-    for (let i = 0; i < 3; i++) expect((await loginFrom(app, email, WRONG_PASSWORD, uniqueIp())).status).toBe(401);
-    expect((await login(app, email, TEST_PASSWORD)).status).toBe(429);
+    for (let i = 0; i < 3; i++) expect((await loginFrom(app, email, WRONG_PASSWORD, ip)).status).toBe(401);
+    expect((await loginFrom(app, email, TEST_PASSWORD, ip)).status).toBe(429);
   });
 
   test('locks an unknown email exactly like a known one, so a 429 reveals nothing', async () => {
@@ -167,8 +173,9 @@ describe('per account', () => {
     const unknown = uniqueEmail('ghost');
     const answers: { status: number; detail: string }[] = [];
     for (const email of [known.email, unknown]) {
-      for (let i = 0; i < 3; i++) await loginFrom(app, email, WRONG_PASSWORD, uniqueIp());
-      const res = await loginFrom(app, email, WRONG_PASSWORD, uniqueIp());
+      const ip = uniqueIp(); // one address per account: its own hard limit answers
+      for (let i = 0; i < 3; i++) await loginFrom(app, email, WRONG_PASSWORD, ip);
+      const res = await loginFrom(app, email, WRONG_PASSWORD, ip);
       answers.push({ status: res.status, detail: (await json<{ detail: string }>(res)).detail });
     }
     expect(answers[0]).toEqual({ status: 429, detail: 'Too many failed logins for this account; try again later' });
@@ -187,10 +194,11 @@ describe('per account', () => {
   test('does not limit the refresh grant per account', async () => {
     const { app } = await lockoutApp({ RATE_LIMIT_LOGIN_FAILURES: '1' });
     const { email } = await registerUser(app);
-    const res = await login(app, email, TEST_PASSWORD);
+    const ip = uniqueIp();
+    const res = await loginFrom(app, email, TEST_PASSWORD, ip);
     const { refresh_token } = (await res.json()) as { refresh_token: string };
-    await loginFrom(app, email, WRONG_PASSWORD, uniqueIp());
-    expect((await login(app, email, TEST_PASSWORD)).status).toBe(429);
+    await loginFrom(app, email, WRONG_PASSWORD, ip);
+    expect((await loginFrom(app, email, TEST_PASSWORD, ip)).status).toBe(429);
     const refreshed = await app.request('/token', {
       method: 'POST',
       body: new URLSearchParams({ grant_type: 'refresh_token', refresh_token }),
@@ -227,7 +235,13 @@ describe('the rate-limit stores', () => {
   test('redis down: answers as usual, keeps limiting per instance, and warns', async () => {
     const lines: string[] = [];
     const { app, closeRateLimits } = await createTestApp({
-      env: { TRUST_PROXY: '1', RATE_LIMIT_LOGIN_FAILURES: '2', RATE_LIMIT_STORE: 'redis', REDIS_URL },
+      env: {
+        TRUST_PROXY: '1',
+        RATE_LIMIT_LOGIN_FAILURES: '2',
+        RATE_LIMIT_ACCOUNT_FAILURES: '2',
+        RATE_LIMIT_STORE: 'redis',
+        REDIS_URL,
+      },
       logger: createLogger('warn', (line) => lines.push(line)),
     });
     const { email } = await registerUser(app);

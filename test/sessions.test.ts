@@ -20,6 +20,7 @@ const { app, deps } = await createTestApp();
 const DAY_MS = 24 * 60 * 60 * 1000;
 const REFRESH_TOKEN_DAYS = 14; // REFRESH_TOKEN_EXPIRE_DAYS default
 const NEW_PASSWORD = 'an entirely new passphrase';
+const GRACE_MS = deps.config.REFRESH_REUSE_GRACE_SECONDS * 1000;
 
 interface SessionBody {
   id: string;
@@ -115,30 +116,38 @@ describe('refresh grant', () => {
     await expectRefreshRefused(refreshToken);
   });
 
+  // Reuse detection fires past REFRESH_REUSE_GRACE_SECONDS (see "refresh races" below for within it): these
+  // tests move their own app's clock past the window before the reuse.
   test('reuse of a spent refresh token revokes the refresh token issued in its place', async () => {
-    const { refreshToken } = await loginAs(app);
-    const next = await expectRefreshed(refreshToken);
-    await expectRefreshRefused(refreshToken);
-    await expectRefreshRefused(next.refresh_token);
+    const own = await createTestApp({ inProcess: true });
+    const { refreshToken } = await loginAs(own.app);
+    const next = await expectRefreshed(refreshToken, own.app);
+    own.clock.advance(GRACE_MS);
+    await expectRefreshRefused(refreshToken, own.app);
+    await expectRefreshRefused(next.refresh_token, own.app);
   });
 
   test("reuse of a spent refresh token revokes the session's access tokens, old and new", async () => {
-    const { token, refreshToken } = await loginAs(app);
-    const next = await expectRefreshed(refreshToken);
-    await expectAccepted(token);
-    await expectAccepted(next.access_token);
-    await expectRefreshRefused(refreshToken);
-    await expectUnauthorized(await me(token));
-    await expectUnauthorized(await me(next.access_token));
+    const own = await createTestApp({ inProcess: true });
+    const { token, refreshToken } = await loginAs(own.app);
+    const next = await expectRefreshed(refreshToken, own.app);
+    await expectAccepted(token, own.app);
+    await expectAccepted(next.access_token, own.app);
+    own.clock.advance(GRACE_MS);
+    await expectRefreshRefused(refreshToken, own.app);
+    await expectUnauthorized(await me(token, own.app));
+    await expectUnauthorized(await me(next.access_token, own.app));
   });
 
   test("reuse in one session leaves the user's other sessions working", async () => {
-    const { email, refreshToken } = await loginAs(app);
-    const other = await loginSession(app, email);
-    await expectRefreshed(refreshToken);
-    await expectRefreshRefused(refreshToken);
-    await expectAccepted(other.token);
-    await expectRefreshed(other.refreshToken);
+    const own = await createTestApp({ inProcess: true });
+    const { email, refreshToken } = await loginAs(own.app);
+    const other = await loginSession(own.app, email);
+    await expectRefreshed(refreshToken, own.app);
+    own.clock.advance(GRACE_MS);
+    await expectRefreshRefused(refreshToken, own.app);
+    await expectAccepted(other.token, own.app);
+    await expectRefreshed(other.refreshToken, own.app);
   });
 
   test('refuses a refresh token with a wrong secret, without spending the real one', async () => {
@@ -172,7 +181,8 @@ describe('refresh grant', () => {
   });
 
   test('accepts a refresh token until just before its session expires', async () => {
-    const own = await createTestApp({ inProcess: true });
+    // The absolute lifetime, with an idle limit as long as it (by default a session idle 7 days ends sooner).
+    const own = await createTestApp({ env: { REFRESH_TOKEN_IDLE_DAYS: String(REFRESH_TOKEN_DAYS) } });
     const { refreshToken } = await loginAs(own.app);
     own.clock.advance(REFRESH_TOKEN_DAYS * DAY_MS - 1000);
     await expectRefreshed(refreshToken, own.app);

@@ -77,6 +77,8 @@ export const refreshTokens = pgTable(
     secretHash: text().notNull(),
     createdAt: timestamptz().notNull().defaultNow(),
     spentAt: timestamptz(),
+    /** The token issued when this one was spent: whether it was used yet tells a retry from a replay. */
+    replacedBy: uuid(),
   },
   (t) => [index('refresh_tokens_session_id_idx').on(t.sessionId)],
 );
@@ -94,6 +96,7 @@ export const AUDIT_EVENTS = [
   'user_disabled',
   'user_enabled',
   'user_deleted',
+  'password_change_failed',
 ] as const;
 export type AuditEvent = (typeof AUDIT_EVENTS)[number];
 export const auditEventEnum = pgEnum('audit_event', AUDIT_EVENTS);

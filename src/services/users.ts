@@ -5,10 +5,14 @@ import { MAX_USER_ID, ROLES, type Role, type User, users } from '../db/schema';
 import type { PasswordHasher } from '../hashing/hasher';
 import type { Clock } from '../lib/clock';
 import { normalizeEmail } from '../lib/email';
-import { assertPasswordPolicy, isAcceptablePassword } from '../lib/password-policy';
+import { clientKey } from '../lib/ip';
+import { assertPasswordPolicy } from '../lib/password-policy';
 import { AppError } from '../lib/problems';
 import type { RequestMeta } from '../lib/request-meta';
+import { beginPasswordAttempt } from '../rate-limit/lockout';
 import { recordAudit } from './audit';
+import type { ServiceContext } from './context';
+import { checkPassword, hashOptions } from './passwords';
 import { revokeAllSessions } from './sessions';
 
 export { MAX_USER_ID, ROLES, type Role, type User };
@@ -25,7 +29,7 @@ export async function createUser(
   input: { email: string; password: string; role?: Role; meta: RequestMeta; actorId?: number | null },
 ): Promise<User> {
   const email = normalizeEmail(input.email);
-  const passwordHash = await hasher.hash(input.password);
+  const passwordHash = await hasher.hash(input.password, hashOptions(input.meta));
   return db.transaction(async (tx) => {
     // ON CONFLICT DO NOTHING instead of check-then-insert: the unique index decides races atomically.
     const [created] = await tx
@@ -63,6 +67,17 @@ export async function findUserByEmail({ db }: { db: Database }, { email }: { ema
   return user;
 }
 
+/** Stores a new hash of the same password (a rehash), unless the hash changed meanwhile. */
+export async function replacePasswordHash(
+  { db }: { db: Database },
+  { userId, from, to }: { userId: number; from: string; to: string },
+): Promise<void> {
+  await db
+    .update(users)
+    .set({ passwordHash: to })
+    .where(and(eq(users.id, userId), eq(users.passwordHash, from)));
+}
+
 /** Sets last_login_time, never moving it backwards when logins of one user race. */
 export async function recordLogin({ db }: { db: Database }, { userId, at }: { userId: number; at: Date }) {
   await db
@@ -73,34 +88,54 @@ export async function recordLogin({ db }: { db: Database }, { userId, at }: { us
 
 /**
  * Checks the new password against the policy and the current password, stores the new hash and ends every
- * session: all earlier tokens stop working.
+ * session: all earlier tokens stop working. The current password is checked like a login (the same per
+ * account and per address limits, rate-limit/lockout.ts), and a wrong one is audited: a stolen access token
+ * must not become an unlimited oracle for the password, nor, through this change, a takeover.
  */
 export async function changePassword(
-  { db, hasher, clock }: { db: Database; hasher: PasswordHasher; clock: Clock },
+  ctx: Pick<ServiceContext, 'db' | 'hasher' | 'clock' | 'rateLimits' | 'logger' | 'attempts' | 'hashCosts'>,
   input: { user: User; currentPassword: string; newPassword: string; meta: RequestMeta },
 ): Promise<void> {
+  const { db, hasher, clock } = ctx;
   const { user, meta } = input;
   // The blocklist and the email-name rule need the caller's email, which the body schema cannot see; checked
   // before the current password, like every other new_password rule (a 422 reveals nothing about either).
   await assertPasswordPolicy(input.newPassword, user.email, 'new_password');
-  const matches =
-    isAcceptablePassword(input.currentPassword) && (await hasher.verify(input.currentPassword, user.passwordHash));
-  if (!matches) throw new AppError('wrong-password');
-  const passwordHash = await hasher.hash(input.newPassword);
-  await db.transaction(async (tx) => {
-    await tx.update(users).set({ passwordHash }).where(eq(users.id, user.id));
-    const sessionsRevoked = await revokeAllSessions({ db: tx, clock }, { userId: user.id });
-    await recordAudit(
-      { db: tx },
-      {
-        event: 'password_changed',
-        meta,
-        userId: user.id,
-        actorId: user.id,
-        details: { sessions_revoked: sessionsRevoked },
-      },
-    );
-  });
+  const attempt = await beginPasswordAttempt(ctx, { account: user.email, address: clientKey(meta.ip) });
+  const options = hashOptions(meta, { account: user.email, preferred: attempt.known });
+  let matches: boolean;
+  try {
+    matches = await checkPassword(ctx, { user, password: input.currentPassword, options });
+  } catch (error) {
+    await attempt.settle('unchecked');
+    throw error;
+  }
+  if (!matches) {
+    await attempt.settle('failed');
+    await recordAudit(ctx, { event: 'password_change_failed', meta, userId: user.id, actorId: user.id });
+    throw new AppError('wrong-password');
+  }
+  try {
+    const passwordHash = await hasher.hash(input.newPassword, options);
+    await db.transaction(async (tx) => {
+      await tx.update(users).set({ passwordHash }).where(eq(users.id, user.id));
+      const sessionsRevoked = await revokeAllSessions({ db: tx, clock }, { userId: user.id });
+      await recordAudit(
+        { db: tx },
+        {
+          event: 'password_changed',
+          meta,
+          userId: user.id,
+          actorId: user.id,
+          details: { sessions_revoked: sessionsRevoked },
+        },
+      );
+    });
+  } catch (error) {
+    await attempt.settle('unchecked');
+    throw error;
+  }
+  await attempt.settle('succeeded');
 }
 
 export async function listUsers(
