@@ -37,7 +37,10 @@ export interface HashPoolOptions {
   cost: number;
   /** Worker threads; defaults to the number of cores, since bcrypt is CPU-bound. */
   threads?: number;
-  /** Run the workers at idle priority (default true). Best effort: ignored where the OS refuses. */
+  /**
+   * Lower the workers' CPU priority (default true; best effort, ignored where the OS refuses): the first
+   * worker runs at nice 5, the others at idle priority (see GUARANTEED_NICE).
+   */
   lowPriority?: boolean;
   /**
    * What one hash at `cost` is expected to take, in ms, until the pool has measured its own; by default
@@ -48,7 +51,8 @@ export interface HashPoolOptions {
 
 /** What a pool's worker receives as `workerData`, and then one job at a time. */
 export interface HashWorkerData {
-  lowPriority: boolean;
+  /** `idle` (SCHED_IDLE where possible, else nice 19), or a nice value. */
+  priority: 'idle' | number;
 }
 export type HashJob = { op: 'hash'; password: string; cost: number } | { op: 'verify'; password: string; hash: string };
 export type HashReply = { ok: true; value: string | boolean } | { ok: false; error: string };
@@ -69,6 +73,15 @@ const EWMA_WEIGHT = 0.2; // each new measurement moves the mean a fifth of the w
 const SHARE_OF_CAPACITY = 1 / 10; // one owner may hold a tenth of the jobs that fit before a deadline…
 const MIN_SHARE = 2; // …but at least this many, so a slow hash never leaves a client none
 const FINISH_MARGIN_MS = 250; // the request still has writes to do after its hash (at most 10% of its time)
+/**
+ * CPU fairness both ways. At idle priority (SCHED_IDLE, weight 3 against a normal thread's 1024) hashing got
+ * no CPU at all while cheap reads kept the cores busy: logins fell from ~7/s to ~2/s and then to 503s. At
+ * normal priority every hash competes evenly with the thread serving requests, and reads' p99 grew 2.7–4.5×
+ * during a login flood (scripts/flood.ts). So one worker runs at nice 5 (weight 335: at least about a quarter
+ * of a core against a saturating normal thread, which keeps about three quarters), a guaranteed share for
+ * logins; the others run at idle priority and take only the CPU nobody else wants.
+ */
+const GUARANTEED_NICE = 5;
 
 type State = 'queued' | 'running' | 'done';
 
@@ -211,8 +224,8 @@ export function createHashPool(workerUrl: URL, options: HashPoolOptions): HashPo
     else pending.reject(outcome.error);
   }
 
-  function spawn(): Slot {
-    const workerData: HashWorkerData = { lowPriority };
+  function spawn(index: number): Slot {
+    const workerData: HashWorkerData = { priority: !lowPriority ? 0 : index === 0 ? GUARANTEED_NICE : 'idle' };
     const worker = new Worker(workerUrl, { workerData });
     const slot: Slot = { worker, current: null };
     // Referenced only while busy: an idle pool must not keep the process alive, but a
@@ -245,7 +258,7 @@ export function createHashPool(workerUrl: URL, options: HashPoolOptions): HashPo
       }
       const index = slots.indexOf(slot);
       if (index === -1) return;
-      const replacement = spawn();
+      const replacement = spawn(index);
       slots[index] = replacement;
       next(replacement);
     });
@@ -309,7 +322,7 @@ export function createHashPool(workerUrl: URL, options: HashPoolOptions): HashPo
     });
   }
 
-  for (let i = 0; i < threads; i++) slots.push(spawn());
+  for (let i = 0; i < threads; i++) slots.push(spawn(i));
 
   return {
     async hash(password, options) {
