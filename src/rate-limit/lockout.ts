@@ -24,8 +24,20 @@
 import { describeError, type Logger } from '../lib/logger';
 import { isLimitReached, limitReached, type RateLimitName, type RateLimits, resetLimit, storeKey } from './limits';
 
+/** An attempt in flight on this instance. */
+interface InFlight {
+  /** Taking its points; holding them while its password is checked; or refused, waiting for the others. */
+  state: 'reserving' | 'holding' | 'waiting';
+  /** Resolves once it holds its points, or is gone. */
+  held: Promise<void>;
+  /** Resolves once it is settled (or refused for good). */
+  gone: Promise<void>;
+  hold(): void;
+  leave(): void;
+}
+
 /** The attempts in flight on this instance, per account: what a reservation refused by the limit waits for. */
-export type AttemptTracker = Map<string, Set<Promise<void>>>;
+export type AttemptTracker = Map<string, Set<InFlight>>;
 
 export const createAttemptTracker = (): AttemptTracker => new Map();
 
@@ -64,26 +76,31 @@ export async function beginPasswordAttempt(
   if (!known)
     wanted.push({ name: 'accountFailures', key: accountKey }, { name: 'accountFailuresDaily', key: accountKey });
 
+  const self = track(attempts, account);
   let reserved: Reservation[];
-  for (;;) {
-    const outcome = await reserve(deps, wanted);
-    if ('reserved' in outcome) {
-      reserved = outcome.reserved;
-      break;
+  try {
+    for (;;) {
+      self.state = 'reserving';
+      const outcome = await reserve(deps, wanted);
+      if ('reserved' in outcome) {
+        reserved = outcome.reserved;
+        self.hold();
+        break;
+      }
+      // Other attempts of this account may hold the points (a success returns its points) or be taking them:
+      // wait until one of them is settled, or gets its points, and try again. Each is bounded by its
+      // request's deadline. Attempts that wait themselves are not waited for, and waiting wakes nobody, so
+      // refused attempts neither wait for each other nor wake each other in a loop.
+      const others = [...(attempts.get(account) ?? [])].filter((other) => other !== self && other.state !== 'waiting');
+      if (others.length === 0) throw limitReached(outcome.refused.name, outcome.msBeforeNext);
+      self.state = 'waiting';
+      await Promise.race(others.map((other) => (other.state === 'holding' ? other.gone : other.held)));
     }
-    const inFlight = attempts.get(account);
-    if (!inFlight?.size) throw limitReached(outcome.refused.name, outcome.msBeforeNext);
-    // Other attempts of this account hold the points: once they are settled (a success returns its points),
-    // this one may fit. Each of them is bounded by its request's deadline.
-    await Promise.all(inFlight);
+  } catch (error) {
+    untrack(attempts, account, self);
+    throw error;
   }
 
-  let resolve = () => {};
-  const settled = new Promise<void>((done) => {
-    resolve = done; // not Promise.withResolvers: Node 20 has none
-  });
-  const inFlight = attempts.get(account) ?? new Set();
-  attempts.set(account, inFlight.add(settled));
   let done = false;
   return {
     known,
@@ -102,12 +119,42 @@ export async function beginPasswordAttempt(
           await forget(deps, reserved);
         }
       } finally {
-        inFlight.delete(settled);
-        if (inFlight.size === 0 && attempts.get(account) === inFlight) attempts.delete(account);
-        resolve();
+        untrack(attempts, account, self);
       }
     },
   };
+}
+
+function track(attempts: AttemptTracker, account: string): InFlight {
+  let resolveHeld = () => {};
+  let resolveGone = () => {};
+  const entry: InFlight = {
+    state: 'reserving',
+    held: new Promise((resolve) => {
+      resolveHeld = resolve;
+    }),
+    gone: new Promise((resolve) => {
+      resolveGone = resolve;
+    }),
+    hold: () => {
+      entry.state = 'holding';
+      resolveHeld();
+    },
+    leave: () => {
+      resolveHeld();
+      resolveGone();
+    },
+  };
+  const entries = attempts.get(account) ?? new Set();
+  attempts.set(account, entries.add(entry));
+  return entry;
+}
+
+function untrack(attempts: AttemptTracker, account: string, entry: InFlight): void {
+  const entries = attempts.get(account);
+  entries?.delete(entry);
+  if (entries?.size === 0) attempts.delete(account);
+  entry.leave(); // wakes whoever waits for it
 }
 
 /**
