@@ -135,8 +135,8 @@ const MIN_SECRET_KEY_BITS = 128; // estimated, and a lower bound on what a guess
  * Why a SECRET_KEY cannot be a production key, or null: a known placeholder (the old docker-compose default
  * and its kind), or too little entropy by a simple estimate (the Shannon entropy of its characters times
  * their number, over one period of a key that repeats itself), which catches `aaaa…`, `0123456789…` repeated
- * and short alphabets; `openssl rand -base64 48` estimates ~350
- * bits. An estimate only bounds from above: it cannot prove a key random, but it refuses the obvious.
+ * and short alphabets; `openssl rand -base64 48` estimates ~350 bits. An estimate only bounds from above:
+ * it cannot prove a key random, but it refuses the obvious.
  */
 export function secretKeyWeakness(key: string): string | null {
   if (PLACEHOLDER_SECRETS.test(key)) return 'is a placeholder, not a secret';

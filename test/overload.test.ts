@@ -4,7 +4,7 @@
  * (test/fixtures/slow-hash-worker.ts), so a request can be made to outlive its timeout, or to queue behind
  * others, for known durations; users are registered through the ordinary app, on the same database.
  */
-import { afterAll, describe, expect, test } from 'bun:test';
+import { afterAll, beforeAll, describe, expect, test } from 'bun:test';
 import { eq } from 'drizzle-orm';
 import { auditEvents, sessions, users } from '../src/db/schema';
 import { createHashPool, type HashPool, type HashPoolOptions } from '../src/hashing/pool';
@@ -104,6 +104,30 @@ describe('nothing happens after a request is answered', () => {
     // Had the abandoned login's hash been left in the queue, the worker would be running it now.
     expect(hasher.stats()).toMatchObject({ queued: 0, running: 0 });
     expect(await tracesOf(second.user.id)).toEqual({ events: ['register'], sessions: 0, lastLoginTime: null });
+  });
+});
+
+describe('what still happens after a client has gone', () => {
+  // In this process: an aborted signal must reach the app, not stop a client's fetch.
+  let local: TestApp;
+  beforeAll(async () => {
+    local = (await createTestApp({ inProcess: true })).app;
+  });
+
+  test('a logout completes: a client that sends it and leaves is logged out all the same', async () => {
+    const { email } = await registerUser(local);
+    const { access_token } = await json<TokenBody>(await login(local, email, TEST_PASSWORD));
+    await local.request('/logout', { method: 'POST', headers: bearer(access_token), signal: AbortSignal.abort() });
+    expect((await local.request('/users/me', { headers: bearer(access_token) })).status).toBe(401);
+  });
+
+  test('a refresh does not: the client that left still holds a working refresh token', async () => {
+    const { email } = await registerUser(local);
+    const { refresh_token } = await json<TokenBody>(await login(local, email, TEST_PASSWORD));
+    const body = new URLSearchParams({ grant_type: 'refresh_token', refresh_token });
+    await local.request('/token', { method: 'POST', body, signal: AbortSignal.abort() });
+    const again = await local.request('/token', { method: 'POST', body });
+    expect(again.status).toBe(200);
   });
 });
 

@@ -7,7 +7,8 @@ export interface RequestMeta {
   userAgent: string | null;
   /**
    * Aborted once the request has been answered without its handler (the timeout's 503) or its client has
-   * gone: from then on the handler does nothing more, no hash, no audit row, no counter.
+   * gone: from then on a login, registration, password change or refresh does nothing more (no hash, no
+   * audit row, no counter), while revocations still complete.
    */
   signal?: AbortSignal;
   /** When the request times out, in `performance.now()` milliseconds: work that cannot finish by then is refused. */

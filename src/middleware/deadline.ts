@@ -10,7 +10,9 @@ import { RequestAbandoned } from '../lib/request-meta';
  * also gets an AbortSignal, aborted when the limit passes or when the client disconnects (every runtime
  * aborts `Request.signal` then), and its deadline; request-meta puts both on `c.var.meta`, so every service
  * call carries them: the hash pool refuses work that cannot finish in time and drops work nobody waits for,
- * and the services write nothing once the signal is aborted.
+ * and the services that hash (login, registration, password change) and refresh write nothing once the
+ * signal is aborted. Revocations (logout, ending a session, an admin's changes) complete regardless: a
+ * client that sends a logout and leaves must still be logged out.
  */
 export const requestDeadline = (timeoutMs: number) =>
   createMiddleware<AppEnv>(async (c, next) => {

@@ -1,15 +1,13 @@
 import { count, desc, eq, type SQL } from 'drizzle-orm';
 import type { Database } from '../db/database';
 import { AUDIT_EVENTS, type AuditEvent, type AuditEventRow, auditEvents } from '../db/schema';
-import { type RequestMeta, throwIfAbandoned } from '../lib/request-meta';
+import type { RequestMeta } from '../lib/request-meta';
 
 export { AUDIT_EVENTS, type AuditEvent, type AuditEventRow };
 
 /**
  * Appends one event. Pass the transaction of the change it records as `db`: the event commits or rolls
- * back with it, so the log never claims what did not happen nor misses what did. Once the request has been
- * answered without its handler (its timeout) or its client has gone, it throws instead (RequestAbandoned),
- * which rolls that transaction back: the log never records an outcome nobody was told.
+ * back with it, so the log never claims what did not happen nor misses what did.
  */
 export async function recordAudit(
   { db }: { db: Pick<Database, 'insert'> },
@@ -21,7 +19,6 @@ export async function recordAudit(
     details?: Record<string, unknown>;
   },
 ): Promise<void> {
-  throwIfAbandoned(input.meta);
   await db.insert(auditEvents).values({
     event: input.event,
     userId: input.userId ?? null,

@@ -56,6 +56,7 @@ export async function loginWithPassword(
   }
   if (!user || !matches) {
     await attempt.settle('failed');
+    throwIfAbandoned(meta); // a failure nobody will be told of is not logged either
     // The attempted email is kept so an admin can see who is being targeted (only an email: people type
     // passwords into the username field), and for a known one the event is filed under that user too.
     await recordAudit(ctx, {
@@ -66,13 +67,13 @@ export async function loginWithPassword(
     });
     throw new AppError('invalid-credentials');
   }
-  const known = user;
+  const account = user; // narrowed, for the transaction's closure
   let started: Awaited<ReturnType<typeof startSession>>;
   try {
     started = await ctx.db.transaction(async (tx) => {
-      await recordLogin({ db: tx }, { userId: known.id, at: ctx.clock.now() });
-      await recordAudit({ db: tx }, { event: 'login_succeeded', meta, userId: known.id });
-      const session = await startSession({ ...ctx, db: tx }, { userId: known.id, meta });
+      await recordLogin({ db: tx }, { userId: account.id, at: ctx.clock.now() });
+      await recordAudit({ db: tx }, { event: 'login_succeeded', meta, userId: account.id });
+      const session = await startSession({ ...ctx, db: tx }, { userId: account.id, meta });
       throwIfAbandoned(meta); // the last moment to roll back a login nobody will receive
       return session;
     });
@@ -82,7 +83,8 @@ export async function loginWithPassword(
   }
   await attempt.settle('succeeded');
   const fresh = await freshHashIfOutdated(ctx, { user, password, meta });
-  if (fresh) await replacePasswordHash(ctx, { userId: user.id, from: user.passwordHash, to: fresh });
+  // Best effort: the login has committed, and the old hash still verifies; the next login tries again.
+  if (fresh) await replacePasswordHash(ctx, { userId: user.id, from: user.passwordHash, to: fresh }).catch(() => {});
   return tokenPair(ctx, { user, ...started });
 }
 

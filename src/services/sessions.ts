@@ -12,7 +12,7 @@ import type { Clock } from '../lib/clock';
 import { constantTimeEqual, randomToken, sha256 } from '../lib/crypto';
 import { UUID_PATTERN } from '../lib/ids';
 import { AppError } from '../lib/problems';
-import type { RequestMeta } from '../lib/request-meta';
+import { type RequestMeta, throwIfAbandoned } from '../lib/request-meta';
 import { recordAudit } from './audit';
 
 export type { Session };
@@ -175,7 +175,11 @@ export async function rotateRefreshToken(
         { db: tx },
         { event: 'token_refreshed', meta, userId: user.id, details: { session_id: session.id } },
       );
-      return { refreshToken: await issueRefreshToken(tx, session.id, successorId) };
+      const refreshToken = await issueRefreshToken(tx, session.id, successorId);
+      // A client that left, or was answered by the timeout, never receives the new token: roll the rotation
+      // back, so the token it holds still works (else its retry would find it spent).
+      throwIfAbandoned(meta);
+      return { refreshToken };
     }
     if (await isGraceReuse(tx, { tokenId: token.id, now, graceSeconds: config.REFRESH_REUSE_GRACE_SECONDS })) {
       return { refused: 'grace' };

@@ -8,7 +8,7 @@ import { normalizeEmail } from '../lib/email';
 import { clientKey } from '../lib/ip';
 import { assertPasswordPolicy } from '../lib/password-policy';
 import { AppError } from '../lib/problems';
-import type { RequestMeta } from '../lib/request-meta';
+import { type RequestMeta, throwIfAbandoned } from '../lib/request-meta';
 import { beginPasswordAttempt } from '../rate-limit/lockout';
 import { recordAudit } from './audit';
 import type { ServiceContext } from './context';
@@ -48,6 +48,9 @@ export async function createUser(
         details: { role: created.role },
       },
     );
+    // A registration whose request was answered already, or whose client left, rolls back: a retry must not
+    // find its email taken by an account its client never heard of.
+    throwIfAbandoned(input.meta);
     return created;
   });
 }
@@ -112,6 +115,7 @@ export async function changePassword(
   }
   if (!matches) {
     await attempt.settle('failed');
+    throwIfAbandoned(meta);
     await recordAudit(ctx, { event: 'password_change_failed', meta, userId: user.id, actorId: user.id });
     throw new AppError('wrong-password');
   }
@@ -130,6 +134,7 @@ export async function changePassword(
           details: { sessions_revoked: sessionsRevoked },
         },
       );
+      throwIfAbandoned(meta); // a change whose request was answered already (or whose client left) rolls back
     });
   } catch (error) {
     await attempt.settle('unchecked');
