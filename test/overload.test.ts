@@ -76,7 +76,7 @@ describe('nothing happens after a request is answered', () => {
   test('a login answered 503 by its timeout writes nothing: no audit row, no login time, no session, no failure counted', async () => {
     const password = 'slow:800 correct horse';
     const { user, email } = await registerUser(ordinary, uniqueEmail('timeout'), password);
-    const { app, hasher } = await slowApp({ REQUEST_TIMEOUT_MS: '200', RATE_LIMIT_LOGIN_FAILURES: '1' });
+    const { app, hasher } = await slowApp({ REQUEST_TIMEOUT_MS: '300', RATE_LIMIT_LOGIN_FAILURES: '1' });
     const ip = uniqueIp();
     await expectProblem(await loginFrom(app, email, password, ip), 503, 'timeout');
     await expectProblem(await loginFrom(app, email, 'slow:800 a wrong guess', ip), 503, 'timeout');
