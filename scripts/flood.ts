@@ -29,6 +29,17 @@ const PASSWORD = 'flood-password-1234';
 const WRONG_PASSWORD = 'not-the-password-at-all';
 const RECOVERY_LIMIT_MS = 120_000; // the old code needed 60–75 s; give up on "normal" after this
 
+// Bun's fetch sends at most 256 requests at once (BUN_CONFIG_MAX_HTTP_REQUESTS) and queues the rest in this
+// process: a burst of 300 and the legitimate logins after it would then measure this client's queue, not the
+// server. So this script runs itself again with room for every request of a scenario.
+if (!process.env.BUN_CONFIG_MAX_HTTP_REQUESTS) {
+  const again = spawn([process.execPath, ...process.argv.slice(1)], {
+    env: { ...process.env, BUN_CONFIG_MAX_HTTP_REQUESTS: '1024' },
+    stdio: ['inherit', 'inherit', 'inherit'],
+  });
+  process.exit(await again.exited);
+}
+
 const { values: flags } = parseArgs({
   options: { cost: { type: 'string', default: '10' }, only: { type: 'string' } },
 });

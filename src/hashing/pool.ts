@@ -10,8 +10,9 @@
  * Why admission control: the pool does a few hashes per second per core, and a flood asks for hundreds.
  * Queued without bound, every job waits behind the whole flood, finishes after its request was answered
  * 503 by the timeout (or its client left), and the next clients wait behind work nobody receives. So:
- * - a job is admitted only if the work queued ahead of it (each job's expected time, from a moving average
- *   of measured hash times) divided among the workers, plus its own, ends before its request's deadline;
+ * - a job is admitted only if the work queued ahead of it, at the speed the workers have shown (a moving
+ *   average of measured hash times per worker: workers at different priorities get different CPU), plus its
+ *   own, ends within 80% of its request's remaining time;
  *   otherwise it is refused at once with 503 `overloaded` and a `Retry-After` of the seconds until the
  *   queue is expected to have room for it;
  * - one owner (a client address, an account) may hold only a small share of what fits before a deadline,
@@ -90,9 +91,8 @@ type State = 'queued' | 'running' | 'done';
 
 interface Pending {
   job: HashJob;
-  /** The job's cost relative to a hash at the pool's cost (a verify of a cost-13 hash in a cost-12 pool: 2). */
+  /** The job's work in units of one hash at the pool's cost (a verify of a cost-13 hash in a cost-12 pool: 2). */
   weight: number;
-  estimateMs: number;
   deadline: number;
   owners: readonly string[];
   state: State;
@@ -108,20 +108,20 @@ interface Pending {
 class Lane {
   private items: (Pending | undefined)[] = [];
   private head = 0;
-  /** Live jobs, and their expected work in ms. */
+  /** Live jobs, and their work in units (Pending.weight). */
   size = 0;
-  workMs = 0;
+  units = 0;
 
   push(pending: Pending): void {
     this.items.push(pending);
     this.size++;
-    this.workMs += pending.estimateMs;
+    this.units += pending.weight;
   }
 
   /** Takes a job out of the count without removing it from the array; shift() skips it later. */
   forget(pending: Pending): void {
     this.size--;
-    this.workMs -= pending.estimateMs;
+    this.units -= pending.weight;
   }
 
   shift(): Pending | undefined {
@@ -145,7 +145,7 @@ class Lane {
     this.items = [];
     this.head = 0;
     this.size = 0;
-    this.workMs = 0;
+    this.units = 0;
     return live;
   }
 }
@@ -153,6 +153,8 @@ class Lane {
 interface Slot {
   worker: Worker;
   current: Pending | null;
+  /** This worker's measured ms per unit of work: workers at different priorities get different shares of CPU. */
+  meanMs: number;
 }
 
 const overloaded = (waitMs: number, detail?: string) =>
@@ -171,37 +173,45 @@ export function createHashPool(workerUrl: URL, options: HashPoolOptions): HashPo
     throw new RangeError(`threads must be a positive integer, got ${threads}`);
   }
 
-  let meanMs = options.expectedHashMs ?? SEED_MS_PER_ROUND * 2 ** cost;
+  const expectedMs = options.expectedHashMs ?? SEED_MS_PER_ROUND * 2 ** cost;
   const preferred = new Lane();
   const others = new Lane();
   const held = new Map<string, number>(); // owner → its jobs queued or running
   const slots: Slot[] = [];
   let closed = false;
 
-  const runningRemainingMs = (now: number) =>
+  // A worker's speed: its measured mean, or slower while its current job has run longer than that (a worker
+  // the OS gives no CPU, as an idle-priority one under load, stops counting long before its job ends).
+  const slotMs = (slot: Slot, now: number) =>
+    slot.current ? Math.max(slot.meanMs, (now - slot.current.startedAt) / slot.current.weight) : slot.meanMs;
+  /** Units of work the whole pool does per ms. */
+  const rate = (now: number) => slots.reduce((sum, slot) => sum + 1 / slotMs(slot, now), 0);
+  /** What the running jobs have left, in units, by their workers' measured speed. */
+  const runningUnits = (now: number) =>
     slots.reduce(
-      (sum, slot) => sum + (slot.current ? Math.max(0, slot.current.estimateMs - (now - slot.current.startedAt)) : 0),
+      (sum, slot) =>
+        slot.current ? sum + Math.max(0, slot.current.weight - (now - slot.current.startedAt) / slot.meanMs) : sum,
       0,
     );
+  /** The mean time of one hash at the pool's cost on one worker, as the pool runs now. */
+  const meanHashMs = (now: number) => slots.length / rate(now);
 
   /** Why a job may not be queued now, or null when it may. */
-  function refusal(
-    estimateMs: number,
-    { deadline, owners = [], preferred: isPreferred }: HashOptions,
-  ): AppError | null {
+  function refusal(weight: number, { deadline, owners = [], preferred: isPreferred }: HashOptions): AppError | null {
     if (deadline === undefined) return null; // no request behind it (the CLI): it waits its turn
     const now = performance.now();
     const budget = deadline - now;
-    const ahead = preferred.workMs + (isPreferred ? 0 : others.workMs) + runningRemainingMs(now);
-    const finish = ahead / threads + estimateMs;
+    const perMs = rate(now);
+    const ahead = preferred.units + (isPreferred ? 0 : others.units) + runningUnits(now);
+    const finish = ahead / perMs + weight * meanHashMs(now);
     const usable = budget * (1 - SLACK);
     if (finish > usable) return overloaded(finish - usable);
-    const share = Math.max(MIN_SHARE, Math.floor(((threads * budget) / meanMs) * SHARE_OF_CAPACITY));
+    const share = Math.max(MIN_SHARE, Math.floor(budget * perMs * SHARE_OF_CAPACITY));
     for (const owner of owners) {
       const jobs = held.get(owner) ?? 0;
       if (jobs >= share) {
         return overloaded(
-          (jobs * meanMs) / threads,
+          jobs / perMs,
           'Too many password checks for this client or account are in progress; try again shortly',
         );
       }
@@ -227,10 +237,10 @@ export function createHashPool(workerUrl: URL, options: HashPoolOptions): HashPo
     else pending.reject(outcome.error);
   }
 
-  function spawn(index: number): Slot {
+  function spawn(index: number, meanMs = expectedMs): Slot {
     const workerData: HashWorkerData = { priority: !lowPriority ? 0 : index === 0 ? GUARANTEED_NICE : 'idle' };
     const worker = new Worker(workerUrl, { workerData });
-    const slot: Slot = { worker, current: null };
+    const slot: Slot = { worker, current: null, meanMs };
     // Referenced only while busy: an idle pool must not keep the process alive, but a
     // caller awaiting a hash (a CLI command, say) must not see the process exit under it.
     // Bun ignores an unref() made while the worker is still loading, hence once more when it is up.
@@ -243,7 +253,7 @@ export function createHashPool(workerUrl: URL, options: HashPoolOptions): HashPo
       slot.current = null;
       if (pending) {
         // Jobs whose caller has gone still measure the pool: the worker spent that time.
-        meanMs += EWMA_WEIGHT * ((performance.now() - pending.startedAt) / pending.weight - meanMs);
+        slot.meanMs += EWMA_WEIGHT * ((performance.now() - pending.startedAt) / pending.weight - slot.meanMs);
         release(pending);
         answer(pending, reply.ok ? { value: reply.value } : { error: new Error(reply.error) });
       }
@@ -261,7 +271,7 @@ export function createHashPool(workerUrl: URL, options: HashPoolOptions): HashPo
       }
       const index = slots.indexOf(slot);
       if (index === -1) return;
-      const replacement = spawn(index);
+      const replacement = spawn(index, slot.meanMs);
       slots[index] = replacement;
       next(replacement);
     });
@@ -273,7 +283,7 @@ export function createHashPool(workerUrl: URL, options: HashPoolOptions): HashPo
       if (performance.now() > pending.deadline) {
         // Its request is being answered 503 by its timeout right now; running it would help nobody.
         release(pending);
-        answer(pending, { error: overloaded(meanMs) });
+        answer(pending, { error: overloaded(meanHashMs(performance.now())) });
         continue;
       }
       pending.state = 'running';
@@ -290,15 +300,13 @@ export function createHashPool(workerUrl: URL, options: HashPoolOptions): HashPo
     if (closed) return Promise.reject(new Error('hasher is closed'));
     const { signal, owners = [] } = options;
     if (signal?.aborted) return Promise.reject(signal.reason);
-    const estimateMs = weight * meanMs;
-    const refused = refusal(estimateMs, options);
+    const refused = refusal(weight, options);
     if (refused) return Promise.reject(refused);
     const lane = options.preferred ? preferred : others;
     return new Promise((resolve, reject) => {
       const pending: Pending = {
         job,
         weight,
-        estimateMs,
         deadline: options.deadline ?? Number.POSITIVE_INFINITY,
         owners,
         state: 'queued',
@@ -341,7 +349,7 @@ export function createHashPool(workerUrl: URL, options: HashPoolOptions): HashPo
       return {
         queued: preferred.size + others.size,
         running: slots.filter((slot) => slot.current !== null).length,
-        meanHashMs: meanMs,
+        meanHashMs: meanHashMs(performance.now()),
       };
     },
     async close() {
