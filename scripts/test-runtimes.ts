@@ -48,6 +48,9 @@ async function suiteOn(name: RuntimeName): Promise<{ pass: number; fail: number 
         RATE_LIMIT_LOGIN_PER_IP: '0',
         RATE_LIMIT_LOGIN_FAILURES: '0',
         RATE_LIMIT_REGISTER_PER_IP: '0',
+        RATE_LIMIT_RECOVERY_PER_IP: '0',
+        RATE_LIMIT_ACCOUNT_FAILURES: '0',
+        RATE_LIMIT_ACCOUNT_FAILURES_PER_DAY: '0',
       },
       timeoutMs: START_TIMEOUT_MS,
     });

@@ -9,6 +9,8 @@ export interface AppEnv {
     /** The service context of this app, passed to every service call. */
     ctx: ServiceContext;
     requestId: string;
+    /** The request's abort signal and deadline (`performance.now()` ms), from middleware/deadline.ts. */
+    deadline: { signal: AbortSignal; at: number };
     /** The client address and user agent, computed once per request (middleware/request-meta.ts). */
     meta: RequestMeta;
     /** Set by requireAuth. */

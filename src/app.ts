@@ -4,13 +4,14 @@ import { cors } from 'hono/cors';
 import { HTTPException } from 'hono/http-exception';
 import { requestId } from 'hono/request-id';
 import { secureHeaders } from 'hono/secure-headers';
-import { timeout } from 'hono/timeout';
 import packageJson from '../package.json' with { type: 'json' };
 import type { AppEnv } from './app-env';
 import { isDatabaseUnavailable } from './db/errors';
 import type { AppDeps } from './deps';
 import { describeError } from './lib/logger';
 import { AppError, PROBLEM_CONTENT_TYPE, type ProblemCode, problemResponse } from './lib/problems';
+import { RequestAbandoned } from './lib/request-meta';
+import { requestDeadline } from './middleware/deadline';
 import { requestMeta } from './middleware/request-meta';
 import { configureOpenAPI } from './openapi';
 import { adminRoutes } from './routes/admin';
@@ -48,7 +49,6 @@ export function createApp(deps: AppDeps) {
       userId: c.var.user?.id,
     });
   });
-  app.use(requestMeta);
   // API responses are JSON only: no scripts, no framing. /docs and /redoc set their own CSP first.
   app.use(
     secureHeaders({
@@ -69,7 +69,8 @@ export function createApp(deps: AppDeps) {
       }),
     );
   }
-  app.use(timeout(config.REQUEST_TIMEOUT_MS, () => new HTTPException(503, { res: problemResponse('timeout') })));
+  app.use(requestDeadline(config.REQUEST_TIMEOUT_MS));
+  app.use(requestMeta); // after the deadline: the meta carries its signal
   app.use(
     bodyLimit({
       maxSize: config.BODY_LIMIT_BYTES,
@@ -139,6 +140,9 @@ function handleError(err: Error, c: Context<AppEnv>): Response {
     return problemResponse('database-unavailable');
   }
   if (err instanceof AppError) return problemResponse(err.code, err.options);
+  // The request was answered already (its timeout) or its client has gone, and its work stopped: nobody
+  // receives this answer, and it is no fault.
+  if (err instanceof RequestAbandoned) return problemResponse('timeout');
   if (err instanceof HTTPException) {
     // Already a problem (ours, e.g. the request timeout with its Retry-After): send it as built.
     if (err.res?.headers.get('Content-Type')?.startsWith(PROBLEM_CONTENT_TYPE)) return err.res;

@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { MAX_BCRYPT_COST, MIN_BCRYPT_COST } from './hashing/bcrypt';
+import { type Cidr, parseCidr, type TrustProxy } from './lib/ip';
 import { DescribedError, LOG_LEVELS } from './lib/logger';
 
 export const RATE_LIMIT_STORES = ['memory', 'postgres', 'redis'] as const;
@@ -13,12 +14,32 @@ const emptyAsUndefined = (value: unknown) => (value === '' ? undefined : value);
 const integer = (min: number, max: number, fallback: number) =>
   z.preprocess(emptyAsUndefined, z.coerce.number().int().min(min).max(max).default(fallback));
 const optionalString = z.preprocess(emptyAsUndefined, z.string().optional());
-const flag = z.preprocess(
+const MAX_PROXY_HOPS = 16;
+const ON = ['1', 'true', 'yes', 'on'];
+const OFF = ['0', 'false', 'no', 'off'];
+
+/** TRUST_PROXY: off, on (one proxy), a hop count, or the comma-separated networks of the trusted proxies. */
+const trustProxy = z.preprocess(
   emptyAsUndefined,
   z
-    .enum(['1', 'true', 'yes', 'on', '0', 'false', 'no', 'off'])
+    .string()
     .default('false')
-    .transform((v) => ['1', 'true', 'yes', 'on'].includes(v)),
+    .transform((text, ctx): TrustProxy => {
+      const value = text.trim().toLowerCase();
+      if (OFF.includes(value)) return false;
+      if (ON.includes(value)) return true;
+      if (/^\d+$/.test(value) && Number(value) <= MAX_PROXY_HOPS) return Number(value);
+      const networks = value.split(',').map((entry) => [entry.trim(), parseCidr(entry)] as const);
+      const bad = networks.find(([entry, network]) => entry === '' || network === null);
+      if (bad) {
+        ctx.addIssue({
+          code: 'custom',
+          message: `must be off, a hop count (1–${MAX_PROXY_HOPS}) or a comma-separated list of CIDRs; "${bad[0]}" is none of them`,
+        });
+        return z.NEVER;
+      }
+      return networks.map(([, network]) => network as Cidr);
+    }),
 );
 
 /** Where the data lives, and how to hash: all that the operator CLI needs. */
@@ -33,6 +54,7 @@ export const CliConfigSchema = z.object({
   PGLITE_DIR: z.preprocess(emptyAsUndefined, z.string().default('./data')),
   BCRYPT_COST: integer(MIN_BCRYPT_COST, MAX_BCRYPT_COST, 12),
   EMAIL_VERIFICATION: z.preprocess(emptyAsUndefined, z.enum(EMAIL_VERIFICATION_MODES).default('optional')),
+  REFRESH_TOKEN_IDLE_DAYS: integer(1, 365, 7), // a session unused this long can no longer be refreshed (cli prune too)
 });
 
 export const JWT_ALGORITHMS = ['ES256', 'EdDSA', 'HS256'] as const;
@@ -67,7 +89,7 @@ const ConfigFields = CliConfigSchema.extend({
   ACCESS_VIEW_MAX_ENTRIES: integer(0, 10_000_000, 100_000), // users + sessions kept in memory; 0 = no view
   HOST: z.preprocess(emptyAsUndefined, z.string().default('0.0.0.0')),
   PORT: integer(0, 65535, 8000),
-  TRUST_PROXY: flag,
+  TRUST_PROXY: trustProxy,
   CORS_ORIGINS: z.preprocess(
     emptyAsUndefined,
     z
@@ -124,6 +146,12 @@ const ConfigFields = CliConfigSchema.extend({
   PASSWORD_RESET_EXPIRE_MINUTES: integer(5, 24 * 60, 30),
   MAIL_MAX_ATTEMPTS: integer(1, 100, 8), // delivery attempts before a message is dead
   MAIL_SEND_TIMEOUT_SECONDS: integer(1, 600, 60), // the longest one SMTP delivery may take
+  // The account-wide limits on failures from addresses the account has not logged in from (README "Rate limiting").
+  RATE_LIMIT_ACCOUNT_FAILURES: integer(0, 1_000_000, 20), // per RATE_LIMIT_LOCKOUT_SECONDS
+  RATE_LIMIT_ACCOUNT_FAILURES_PER_DAY: integer(0, 1_000_000, 100),
+  RATE_LIMIT_KNOWN_ADDRESS_DAYS: integer(0, 365, 30), // how long a successful login's address stays known; 0: never
+  REFRESH_REUSE_GRACE_SECONDS: integer(0, 300, 10), // a just-rotated token presented again: 401, family kept
+  MAX_SESSIONS_PER_USER: integer(1, 10_000, 20), // live sessions per user; a new login ends the least recently used
 });
 
 /** Every setting the service reads, by its environment name. */
@@ -144,6 +172,15 @@ export const ConfigSchema = ConfigFields.superRefine((config, ctx) => {
       path: ['SECRET_KEY'],
       message: `is required in production and must be at least ${MIN_SECRET_KEY_BYTES} bytes (e.g. \`openssl rand -base64 48\`)`,
     });
+  } else if (config.NODE_ENV === 'production' && config.SECRET_KEY !== undefined) {
+    const weakness = secretKeyWeakness(config.SECRET_KEY);
+    if (weakness) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['SECRET_KEY'],
+        message: `${weakness}; production needs a random one (e.g. \`openssl rand -base64 48\`)`,
+      });
+    }
   } else if (config.SECRET_KEY !== undefined && bytes < MIN_SECRET_KEY_BYTES) {
     ctx.addIssue({
       code: 'custom',
@@ -175,6 +212,36 @@ export const ConfigSchema = ConfigFields.superRefine((config, ctx) => {
 }));
 
 export type Config = z.output<typeof ConfigSchema> & { SECRET_KEY: string };
+
+// Keys that were shipped, documented or are typed by hand: whoever knows them can mint tokens for anyone.
+const PLACEHOLDER_SECRETS =
+  /change[-_ ]?(me|this|it)|replace[-_ ]?me|your[-_ ]?secret|placeholder|example|not[-_ ]?secret/i;
+const MIN_SECRET_KEY_BITS = 128; // estimated, and a lower bound on what a guesser must search
+
+/**
+ * Why a SECRET_KEY cannot be a production key, or null: a known placeholder (the old docker-compose default
+ * and its kind), or too little entropy by a simple estimate (the Shannon entropy of its characters times
+ * their number, over one period of a key that repeats itself), which catches `aaaa…`, `0123456789…` repeated
+ * and short alphabets; `openssl rand -base64 48` estimates ~350 bits. An estimate only bounds from above:
+ * it cannot prove a key random, but it refuses the obvious.
+ */
+export function secretKeyWeakness(key: string): string | null {
+  if (PLACEHOLDER_SECRETS.test(key)) return 'is a placeholder, not a secret';
+  const chars = [...key];
+  // A key that repeats itself (`0123456789` four times) holds no more than one period of it.
+  let period = chars.length;
+  for (let p = 1; p <= chars.length / 2 && period === chars.length; p++) {
+    if (chars.every((char, i) => char === chars[i % p])) period = p;
+  }
+  const counts = new Map<string, number>();
+  for (const char of chars.slice(0, period)) counts.set(char, (counts.get(char) ?? 0) + 1);
+  let bitsPerChar = 0;
+  for (const count of counts.values()) bitsPerChar -= (count / period) * Math.log2(count / period);
+  const bits = Math.floor(bitsPerChar * period);
+  return bits < MIN_SECRET_KEY_BITS
+    ? `has too little entropy (about ${bits} bits by its characters, at least ${MIN_SECRET_KEY_BITS} needed)`
+    : null;
+}
 
 export class ConfigError extends DescribedError {
   override name = 'ConfigError';

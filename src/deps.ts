@@ -4,6 +4,7 @@ import type { AccessChanges, AccessSink } from './access/listener';
 import { AccessView } from './access/view';
 import type { Config } from './config';
 import type { Database } from './db/database';
+import type { User } from './db/schema';
 import type { ReadAsset } from './docs/assets';
 import type { PasswordHasher } from './hashing/hasher';
 import { type Clock, systemClock } from './lib/clock';
@@ -12,7 +13,6 @@ import type { RateLimits } from './rate-limit/limits';
 import type { AdminBootstrap } from './services/admin-bootstrap';
 import { createKeyRing, type KeyRing } from './services/keys';
 import { type AccessTokenClaims, type AccessTokens, createAccessTokens } from './services/tokens';
-import type { User } from './services/users';
 
 export type AppView = AccessView<User, AccessTokenClaims>;
 

@@ -5,7 +5,7 @@ import { scratchDatabase } from '../scripts/lib/scratch-database';
 import { CONFIG_KEYS, ConfigError, parseConfig } from '../src/config';
 import { SERVER_TEST_TIMEOUT_MS, spawnProject, stopAll } from './server-process';
 
-const KEY_32_BYTES = 'k'.repeat(32);
+const KEY_32_BYTES = 'pX7v2Qm9Lz4Rk8Ws1Ny6Tb3Hd0Fj5Gc+'; // 32 random characters: production also wants entropy
 
 /** The ConfigError that parsing `source` throws; fails the test when it does not throw one. */
 function configError(source: Record<string, string>): ConfigError {
@@ -31,6 +31,50 @@ describe('parseConfig', () => {
     const { config, generatedSecret } = parseConfig({ NODE_ENV: 'production', SECRET_KEY: KEY_32_BYTES });
     expect(config.SECRET_KEY).toBe(KEY_32_BYTES);
     expect(generatedSecret).toBe(false);
+  });
+
+  test('refuses in production a known placeholder key, naming SECRET_KEY', () => {
+    // The value docker-compose.yml used to ship as its default.
+    const message = configError({
+      NODE_ENV: 'production',
+      SECRET_KEY: 'change-me-compose-only-secret-key-0123456789',
+    }).message;
+    expect(message).toContain('SECRET_KEY');
+    expect(message).toContain('placeholder');
+  });
+
+  test('refuses in production keys of 32 bytes and more with too little entropy, naming SECRET_KEY', () => {
+    for (const key of ['k'.repeat(32), '0123456789'.repeat(4), 'abab'.repeat(16)]) {
+      const message = configError({ NODE_ENV: 'production', SECRET_KEY: key }).message;
+      expect(message).toContain('SECRET_KEY');
+      expect(message).toContain('entropy');
+    }
+  });
+
+  test('accepts in production a key as `openssl rand -base64 48` makes one', () => {
+    const key = btoa(String.fromCharCode(...crypto.getRandomValues(new Uint8Array(48))));
+    expect(parseConfig({ NODE_ENV: 'production', SECRET_KEY: key }).config.SECRET_KEY).toBe(key);
+  });
+
+  test('docker-compose.yml takes SECRET_KEY from the environment and refuses to start without one', async () => {
+    const compose = await Bun.file(join(import.meta.dir, '..', 'docker-compose.yml')).text();
+    expect(compose).toMatch(/SECRET_KEY: \$\{SECRET_KEY:\?[^}]+\}/);
+    expect(compose).not.toMatch(/SECRET_KEY:-/); // no default a copy of the file would share
+  });
+
+  test('reads TRUST_PROXY as off, one proxy, a hop count or a list of trusted networks', () => {
+    const trust = (value: string) => parseConfig({ TRUST_PROXY: value }).config.TRUST_PROXY;
+    expect(trust('off')).toBe(false);
+    expect(trust('1')).toBe(true);
+    expect(trust('2')).toBe(2);
+    expect(trust('10.0.0.0/8, 2001:db8::/32,192.0.2.7')).toHaveLength(3);
+  });
+
+  test('refuses a TRUST_PROXY that is no hop count and no network, naming TRUST_PROXY and the entry', () => {
+    const message = configError({ TRUST_PROXY: '10.0.0.0/8,proxy.internal' }).message;
+    expect(message).toContain('TRUST_PROXY');
+    expect(message).toContain('"proxy.internal"');
+    expect(configError({ TRUST_PROXY: '10.0.0.0/33' }).message).toContain('TRUST_PROXY');
   });
 
   test('refuses a short SECRET_KEY outside production too', () => {

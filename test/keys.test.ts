@@ -257,6 +257,10 @@ describe('bun run cli keys', () => {
       const unknown = await runCli(['keys', 'retire', 'no-such-kid'], env);
       expect(unknown.code).toBe(1);
       expect(unknown.stderr).toContain('no signing key no-such-kid');
+      // A thumbprint may begin with `-` (base64url): it is still the kid, never an option.
+      const dashed = await runCli(['keys', 'retire', '-no-such-kid'], env);
+      expect(dashed.code).toBe(1);
+      expect(dashed.stderr).toContain('no signing key -no-such-kid');
       const noSecret = await runCli(['keys', 'list'], { DATABASE_URL: own.url, SECRET_KEY: '' });
       expect(noSecret.code).toBe(2);
       const sealed = (await own.db.select().from(signingKeys)).map((r) => r.privateKey.split('.')[2] as string);

@@ -122,7 +122,9 @@ describe('mail test', () => {
   });
 
   test('in production without SMTP_URL there is nothing to send with', async () => {
-    const env = { SMTP_URL: '', NODE_ENV: 'production', SECRET_KEY: 'x'.repeat(40) };
+    // A key as `openssl rand -base64 48` makes one: production refuses low-entropy keys.
+    const SECRET_KEY = Buffer.from(crypto.getRandomValues(new Uint8Array(48))).toString('base64');
+    const env = { SMTP_URL: '', NODE_ENV: 'production', SECRET_KEY };
     const { code, stderr } = await cli(['mail', 'test', '--to', uniqueEmail('cli-test')], env);
     expect(code).toBe(1);
     expect(stderr).toContain('SMTP_URL is not set');

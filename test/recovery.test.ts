@@ -439,6 +439,23 @@ describe('changing the address', () => {
     expect(await deps.db.select().from(mailOutbox).where(eq(mailOutbox.recipient, newEmail))).toEqual([]);
   });
 
+  test('wrong current passwords count like failed logins and are audited: a stolen token is no oracle', async () => {
+    const { app, deps } = await createMailTestApp({ sink, env: { RATE_LIMIT_LOGIN_FAILURES: '2' } });
+    const { email, user } = await register(app);
+    const { token } = await loginSession(app, email);
+    const change = (current_password: string) =>
+      put(app, '/users/me/email', { new_email: uniqueEmail('moved'), current_password }, token);
+    await expectProblem(await change('guess one'), 400, 'wrong-password');
+    await expectProblem(await change('guess two'), 400, 'wrong-password');
+    await expectProblem(await change(TEST_PASSWORD), 429, 'rate-limited'); // even the right one, for now
+    await expectProblem(await login(app, email, TEST_PASSWORD), 429, 'rate-limited'); // one lock for both
+    const failed = await deps.db
+      .select()
+      .from(auditEvents)
+      .where(and(eq(auditEvents.userId, user.id), eq(auditEvents.event, 'password_change_failed')));
+    expect(failed.map((e) => e.details)).toEqual([{ action: 'email_change' }, { action: 'email_change' }]);
+  });
+
   test('an address another account has is answered only by the link: 409, and nothing changes', async () => {
     const { app } = await createMailTestApp({ sink });
     const { email } = await register(app);

@@ -1,6 +1,6 @@
 import { describe, expect, test } from 'bun:test';
 import { eq } from 'drizzle-orm';
-import { sessions } from '../src/db/schema';
+import { auditEvents, sessions } from '../src/db/schema';
 import {
   bearer,
   createTestApp,
@@ -21,6 +21,7 @@ const { app, deps } = await createTestApp();
 const DAY_MS = 24 * 60 * 60 * 1000;
 const REFRESH_TOKEN_DAYS = 14; // REFRESH_TOKEN_EXPIRE_DAYS default
 const NEW_PASSWORD = 'an entirely new passphrase';
+const GRACE_MS = deps.config.REFRESH_REUSE_GRACE_SECONDS * 1000;
 
 interface SessionBody {
   id: string;
@@ -112,36 +113,44 @@ describe('refresh grant', () => {
     expect(after[0]?.current).toBe(true);
   });
 
-  test('refuses a spent refresh token with 401 problem+json', async () => {
+  test('refuses a spent refresh token with 400 invalid_grant problem+json', async () => {
     const { refreshToken } = await loginAs(app);
     await expectRefreshed(refreshToken);
     await expectRefreshRefused(refreshToken);
   });
 
+  // Reuse detection fires past REFRESH_REUSE_GRACE_SECONDS (see "refresh races" below for within it): these
+  // tests move their own app's clock past the window before the reuse.
   test('reuse of a spent refresh token revokes the refresh token issued in its place', async () => {
-    const { refreshToken } = await loginAs(app);
-    const next = await expectRefreshed(refreshToken);
-    await expectRefreshRefused(refreshToken);
-    await expectRefreshRefused(next.refresh_token);
+    const own = await createTestApp({ inProcess: true });
+    const { refreshToken } = await loginAs(own.app);
+    const next = await expectRefreshed(refreshToken, own.app);
+    own.clock.advance(GRACE_MS);
+    await expectRefreshRefused(refreshToken, own.app);
+    await expectRefreshRefused(next.refresh_token, own.app);
   });
 
   test("reuse of a spent refresh token revokes the session's access tokens, old and new", async () => {
-    const { token, refreshToken } = await loginAs(app);
-    const next = await expectRefreshed(refreshToken);
-    await expectAccepted(token);
-    await expectAccepted(next.access_token);
-    await expectRefreshRefused(refreshToken);
-    await expectUnauthorized(await me(token));
-    await expectUnauthorized(await me(next.access_token));
+    const own = await createTestApp({ inProcess: true });
+    const { token, refreshToken } = await loginAs(own.app);
+    const next = await expectRefreshed(refreshToken, own.app);
+    await expectAccepted(token, own.app);
+    await expectAccepted(next.access_token, own.app);
+    own.clock.advance(GRACE_MS);
+    await expectRefreshRefused(refreshToken, own.app);
+    await expectUnauthorized(await me(token, own.app));
+    await expectUnauthorized(await me(next.access_token, own.app));
   });
 
   test("reuse in one session leaves the user's other sessions working", async () => {
-    const { email, refreshToken } = await loginAs(app);
-    const other = await loginSession(app, email);
-    await expectRefreshed(refreshToken);
-    await expectRefreshRefused(refreshToken);
-    await expectAccepted(other.token);
-    await expectRefreshed(other.refreshToken);
+    const own = await createTestApp({ inProcess: true });
+    const { email, refreshToken } = await loginAs(own.app);
+    const other = await loginSession(own.app, email);
+    await expectRefreshed(refreshToken, own.app);
+    own.clock.advance(GRACE_MS);
+    await expectRefreshRefused(refreshToken, own.app);
+    await expectAccepted(other.token, own.app);
+    await expectRefreshed(other.refreshToken, own.app);
   });
 
   test('refuses a refresh token with a wrong secret, without spending the real one', async () => {
@@ -175,7 +184,8 @@ describe('refresh grant', () => {
   });
 
   test('accepts a refresh token until just before its session expires', async () => {
-    const own = await createTestApp({ inProcess: true });
+    // The absolute lifetime, with an idle limit as long as it (by default a session idle 7 days ends sooner).
+    const own = await createTestApp({ env: { REFRESH_TOKEN_IDLE_DAYS: String(REFRESH_TOKEN_DAYS) } });
     const { refreshToken } = await loginAs(own.app);
     own.clock.advance(REFRESH_TOKEN_DAYS * DAY_MS - 1000);
     await expectRefreshed(refreshToken, own.app);
@@ -477,5 +487,101 @@ describe('DELETE /users/me/sessions/{id}', () => {
   test('answers 401 without a token', async () => {
     const res = await app.request(`/users/me/sessions/${crypto.randomUUID()}`, { method: 'DELETE' });
     await expectUnauthorized(res, 'Bearer');
+  });
+});
+
+describe('refresh races', () => {
+  test('a retry of a token rotated moments ago answers 401 and leaves the session working', async () => {
+    const { refreshToken } = await loginAs(app);
+    const next = await expectRefreshed(refreshToken);
+    await expectRefreshRefused(refreshToken); // a second tab, or a retry after a lost answer
+    await expectAccepted(next.access_token);
+    await expectAccepted((await expectRefreshed(next.refresh_token)).access_token);
+  });
+
+  test('parallel refreshes of one token give one new pair, and it works', async () => {
+    const { refreshToken } = await loginAs(app);
+    const answers = await Promise.all(Array.from({ length: 5 }, () => refresh(app, refreshToken)));
+    expect(answers.map((res) => res.status).sort()).toEqual([200, 400, 400, 400, 400]);
+    const winner = await json<TokenBody>(answers.find((res) => res.status === 200) as Response);
+    await expectAccepted(winner.access_token);
+    await expectRefreshed(winner.refresh_token);
+  });
+
+  test('reuse within the window after the successor was used still revokes the session', async () => {
+    const { token, refreshToken } = await loginAs(app);
+    const second = await expectRefreshed(refreshToken);
+    const third = await expectRefreshed(second.refresh_token);
+    await expectRefreshRefused(refreshToken); // its successor was used: a replay, not a retry
+    await expectRefreshRefused(third.refresh_token);
+    await expectUnauthorized(await me(token));
+  });
+
+  test('with REFRESH_REUSE_GRACE_SECONDS=0 any reuse revokes the session at once', async () => {
+    const own = await createTestApp({ env: { REFRESH_REUSE_GRACE_SECONDS: '0' } });
+    const { refreshToken } = await loginAs(own.app);
+    const next = await expectRefreshed(refreshToken, own.app);
+    await expectRefreshRefused(refreshToken, own.app);
+    await expectRefreshRefused(next.refresh_token, own.app);
+  });
+
+  test('a refresh racing a logout is refused, or rotated before the logout: it never hands out tokens of an ended session', async () => {
+    for (let trial = 0; trial < 10; trial++) {
+      const { user, token, refreshToken } = await loginAs(app);
+      const [refreshed] = await Promise.all([refresh(app, refreshToken), logout(token)]);
+      const events = await deps.db
+        .select({ id: auditEvents.id, event: auditEvents.event })
+        .from(auditEvents)
+        .where(eq(auditEvents.userId, user.id));
+      const idOf = (event: string) => events.find((row) => row.event === event)?.id ?? Number.NaN;
+      if (refreshed.status === 200) {
+        // The rotation committed first, and the logout then ended its tokens too: in that order in the log.
+        expect(idOf('token_refreshed')).toBeLessThan(idOf('logout'));
+      } else {
+        await expectProblem(refreshed, 400, 'invalid-refresh-token');
+        expect(events.some((row) => row.event === 'token_refreshed')).toBe(false);
+      }
+    }
+  });
+});
+
+describe('session lifetimes and numbers', () => {
+  test('a session unused for REFRESH_TOKEN_IDLE_DAYS can no longer be refreshed, nor is it listed', async () => {
+    const own = await createTestApp({ env: { REFRESH_TOKEN_IDLE_DAYS: '7' } });
+    const { email, refreshToken } = await loginAs(own.app);
+    own.clock.advance(7 * DAY_MS);
+    await expectRefreshRefused(refreshToken, own.app);
+    const fresh = await loginSession(own.app, email);
+    const listed = await json<SessionBody[]>(
+      await own.app.request('/users/me/sessions', { headers: bearer(fresh.token) }),
+    );
+    expect(listed).toHaveLength(1);
+  });
+
+  test('each refresh keeps a session from going idle', async () => {
+    const own = await createTestApp({ env: { REFRESH_TOKEN_IDLE_DAYS: '7' } });
+    let { refreshToken } = await loginAs(own.app);
+    for (let week = 0; week < 2; week++) {
+      own.clock.advance(6 * DAY_MS);
+      refreshToken = (await expectRefreshed(refreshToken, own.app)).refresh_token;
+    }
+  });
+
+  test('at most MAX_SESSIONS_PER_USER live sessions: a new login ends the least recently used', async () => {
+    const own = await createTestApp({ env: { MAX_SESSIONS_PER_USER: '3' } });
+    const { email, refreshToken: first } = await loginAs(own.app);
+    own.clock.advance(1000);
+    const second = await loginSession(own.app, email);
+    own.clock.advance(1000);
+    const third = await loginSession(own.app, email);
+    own.clock.advance(1000);
+    const firstAgain = await expectRefreshed(first, own.app); // the first is now more recently used than the second
+    own.clock.advance(1000);
+    const fourth = await loginSession(own.app, email);
+    await expectRefreshRefused(second.refreshToken, own.app);
+    await expectUnauthorized(await me(second.token, own.app));
+    for (const refreshTokenLeft of [firstAgain.refresh_token, third.refreshToken, fourth.refreshToken]) {
+      await expectRefreshed(refreshTokenLeft, own.app);
+    }
   });
 });

@@ -128,8 +128,8 @@ const COMMANDS: Record<string, Command> = {
     console.log(`${user.email} is now ${user.role}`);
   },
 
-  async prune(database) {
-    const ctx = { db: database.db, clock: systemClock };
+  async prune(database, _options, { env }) {
+    const ctx = { db: database.db, clock: systemClock, config: parseCliConfig(env) };
     const sessions = await deleteEndedSessions(ctx);
     const counters = await deleteExpiredRateLimits(ctx);
     const links = await deleteExpiredLinkTokens(ctx);
@@ -253,7 +253,8 @@ async function run(argv: string[], context: CliContext): Promise<void> {
   let positionals: string[];
   try {
     const parsed = parseArgs({
-      args: rest,
+      // A kid is a base64url JWK thumbprint and may begin with `-`: what follows `keys retire` is never an option.
+      args: name === 'keys' && rest[0] === 'retire' && rest.length === 2 ? ['retire', '--', rest[1] as string] : rest,
       options: {
         to: { type: 'string' },
         email: { type: 'string' },

@@ -84,6 +84,8 @@ export const refreshTokens = pgTable(
     secretHash: text().notNull(),
     createdAt: timestamptz().notNull().defaultNow(),
     spentAt: timestamptz(),
+    /** The token issued when this one was spent: whether it was used yet tells a retry from a replay. */
+    replacedBy: uuid(),
   },
   (t) => [index('refresh_tokens_session_id_idx').on(t.sessionId)],
 );
@@ -105,6 +107,7 @@ export const AUDIT_EVENTS = [
   'password_reset',
   'email_verified',
   'email_changed',
+  'password_change_failed',
 ] as const;
 export type AuditEvent = (typeof AUDIT_EVENTS)[number];
 export const auditEventEnum = pgEnum('audit_event', AUDIT_EVENTS);

@@ -11,11 +11,11 @@ const SCHED_IDLE = 5; // linux/sched.h
 const LOWEST_NICE = 19;
 
 /**
- * Scheduling policy and niceness are per thread on Linux, so `0` (the calling thread) lowers only this
+ * Scheduling policy and niceness are per thread on Linux, so `0` (the calling thread) changes only this
  * worker. SCHED_IDLE runs it only when no normal thread wants the CPU; where that is refused (another
  * OS, a seccomp sandbox, no glibc), nice 19 comes close. Best effort: hashing works either way.
  */
-function lowerPriority(): void {
+function runWhenIdle(): void {
   try {
     const libc = dlopen('libc.so.6', {
       sched_setscheduler: { args: [FFIType.i32, FFIType.i32, FFIType.ptr], returns: FFIType.i32 },
@@ -30,7 +30,13 @@ function lowerPriority(): void {
   } catch {}
 }
 
-if ((workerData as HashWorkerData | undefined)?.lowPriority) lowerPriority();
+const priority = (workerData as HashWorkerData | undefined)?.priority ?? 0;
+if (priority === 'idle') runWhenIdle();
+else if (priority !== 0) {
+  try {
+    setPriority(0, priority);
+  } catch {}
+}
 
 parentPort?.on('message', (job: HashJob) => {
   let reply: HashReply;

@@ -9,11 +9,13 @@ import type { HashJob, HashReply, HashWorkerData } from './pool';
 
 const LOWEST_NICE = 19;
 
-// On Linux a nice value belongs to a thread, and pid 0 means the calling thread: this lowers only this
-// worker. Best effort: a sandbox or another OS may refuse, and hashing works either way.
-if ((workerData as HashWorkerData | undefined)?.lowPriority) {
+// On Linux a nice value belongs to a thread, and pid 0 means the calling thread: this changes only this
+// worker. Without SCHED_IDLE here (no FFI), idle is the lowest niceness. Best effort: a sandbox or another OS
+// may refuse, and hashing works either way.
+const priority = (workerData as HashWorkerData | undefined)?.priority ?? 0;
+if (priority !== 0) {
   try {
-    setPriority(0, LOWEST_NICE);
+    setPriority(0, priority === 'idle' ? LOWEST_NICE : priority);
   } catch {}
 }
 

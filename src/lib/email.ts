@@ -13,3 +13,6 @@ export const EmailRule = z
   .max(MAX_EMAIL_LENGTH, `Email must be at most ${MAX_EMAIL_LENGTH} characters`)
   .refine((s) => !CONTROL_CHARACTERS.test(s), 'Email must not contain control characters')
   .pipe(z.email('Invalid email address'));
+
+/** Whether `text`, as typed, is an email the service would accept (after normalizing). */
+export const isEmail = (text: string): boolean => EmailRule.safeParse(text).success;

@@ -114,6 +114,9 @@ export const PROBLEMS = {
     headers: RETRY_SOON,
   },
   timeout: { status: 503, detail: 'The request took too long; try again shortly', headers: RETRY_SOON },
+  // More password checks than the hash pool can finish before their requests' deadlines: refused at once,
+  // with the seconds until the queue is expected to have room (hashing/pool.ts).
+  overloaded: { status: 503, detail: 'The service is busy; try again shortly', headers: RETRY_SOON },
   'not-configured': { status: 503, detail: 'The service is not configured', headers: { 'Retry-After': '60' } },
   'no-signing-key': {
     status: 503,

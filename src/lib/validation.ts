@@ -3,7 +3,7 @@ import type { z } from 'zod';
 import type { FieldError } from './problems';
 
 /** RFC 6901 JSON Pointer escaping, written as a URI fragment (`#/a~1b/0`); the whole document is `#`. */
-const toPointer = (path: PropertyKey[]) =>
+export const toPointer = (path: PropertyKey[]) =>
   path.length === 0
     ? '#'
     : `#/${path.map((part) => String(part).replaceAll('~', '~0').replaceAll('/', '~1')).join('/')}`;

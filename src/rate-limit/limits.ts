@@ -1,28 +1,36 @@
 /**
  * Brute-force protection (OWASP Authentication Cheat Sheet, "Login Throttling" and "Account Lockout"):
- * which limits exist, from the configuration, and how a request is counted against one. The stores that
- * keep the counters (memory, PostgreSQL, Redis) are in stores.ts.
+ * which limits exist, from the configuration, and how a request is counted against one. The rules for
+ * password guesses are in lockout.ts; the stores that keep the counters (memory, PostgreSQL, Redis) in
+ * stores.ts.
  */
 import type { RateLimiterAbstract } from 'rate-limiter-flexible';
 import type { Config } from '../config';
+import { sha256 } from '../lib/crypto';
 import { describeError, type Logger } from '../lib/logger';
 import { AppError } from '../lib/problems';
 
 /** What the app needs of a rate-limiter-flexible limiter (memory, Redis or PostgreSQL; the runtime picks). */
-export type Limiter = Pick<RateLimiterAbstract, 'consume' | 'delete'>;
+export type Limiter = Pick<RateLimiterAbstract, 'consume' | 'delete' | 'get' | 'reward'>;
 
 /** The limits the configuration turns on; a limit left out is off. */
 export interface RateLimits {
-  /** POST /token requests per client IP. */
+  /** `POST /token` and `PUT /users/me/password` requests per client address. */
   loginPerIp?: Limiter;
-  /** Failed password logins per account (by normalized email); a success clears it. */
+  /** Failed password checks per account and client address (IPv6 /64): the hard limit (lockout.ts). */
   loginFailures?: Limiter;
-  /** POST /register requests per client IP. */
+  /** Failed password checks per account from addresses it has not logged in from, per lockout window. */
+  accountFailures?: Limiter;
+  /** The same per day: the account-wide limit's longer step. */
+  accountFailuresDaily?: Limiter;
+  /** `POST /register` requests per client address. */
   registerPerIp?: Limiter;
   /** Recovery requests that mail someone (forgot password, resend verification) per client IP. */
   recoveryPerIp?: Limiter;
   /** Those requests per target address, from any IP: nobody can mail-bomb an address through us. */
   recoveryPerEmail?: Limiter;
+  /** Not a limit: the (account, address) pairs with a successful login, each kept for a while. */
+  knownAddresses?: Limiter;
 }
 
 export type RateLimitName = keyof RateLimits;
@@ -39,18 +47,23 @@ const MINUTE_SECONDS = 60;
 const HOUR_SECONDS = 60 * 60;
 /** API.md: recovery mail to one address, per hour. */
 export const RECOVERY_MAILS_PER_ADDRESS_PER_HOUR = 3;
+const DAY_SECONDS = 24 * HOUR_SECONDS;
+const MARKER_POINTS = 2 ** 30; // a known-address marker is never "used up"
 
 /** The limits the configuration asks for; a limit set to 0 is absent (off). */
 export function rateLimitSpecs(config: Config): Partial<Record<RateLimitName, RateLimitSpec>> {
   const specs: Partial<Record<RateLimitName, RateLimitSpec>> = {};
   const add = (name: RateLimitName, points: number, duration: number) => {
-    if (points > 0) specs[name] = { keyPrefix: `rl:${name}`, points, duration };
+    if (points > 0 && duration > 0) specs[name] = { keyPrefix: `rl:${name}`, points, duration };
   };
   add('loginPerIp', config.RATE_LIMIT_LOGIN_PER_IP, MINUTE_SECONDS);
   add('loginFailures', config.RATE_LIMIT_LOGIN_FAILURES, config.RATE_LIMIT_LOCKOUT_SECONDS);
+  add('accountFailures', config.RATE_LIMIT_ACCOUNT_FAILURES, config.RATE_LIMIT_LOCKOUT_SECONDS);
+  add('accountFailuresDaily', config.RATE_LIMIT_ACCOUNT_FAILURES_PER_DAY, DAY_SECONDS);
   add('registerPerIp', config.RATE_LIMIT_REGISTER_PER_IP, HOUR_SECONDS);
   add('recoveryPerIp', config.RATE_LIMIT_RECOVERY_PER_IP, HOUR_SECONDS);
   add('recoveryPerEmail', RECOVERY_MAILS_PER_ADDRESS_PER_HOUR, HOUR_SECONDS);
+  add('knownAddresses', MARKER_POINTS, config.RATE_LIMIT_KNOWN_ADDRESS_DAYS * DAY_SECONDS);
   return specs;
 }
 
@@ -61,10 +74,31 @@ const DETAILS = {
   loginFailures: 'Too many failed logins for this account; try again later',
   recoveryPerIp: 'Too many recovery requests from this address; try again later',
   recoveryPerEmail: 'Too many messages were requested for this email address; try again later',
+  accountFailures:
+    'Too many failed logins for this account from new addresses; try again later, or from an address you logged in from before',
+  accountFailuresDaily:
+    'Too many failed logins for this account today from new addresses; try again later, or from an address you logged in from before',
+  knownAddresses: 'Too many attempts; try again later', // never answered: markers have no limit
 } satisfies Record<RateLimitName, string>;
 
-const isLimitReached = (rejection: unknown): rejection is { msBeforeNext: number } =>
+export const isLimitReached = (rejection: unknown): rejection is { msBeforeNext: number } =>
   !(rejection instanceof Error) && typeof (rejection as { msBeforeNext?: unknown } | null)?.msBeforeNext === 'number';
+
+/** The 429 of the limit `name`, with `Retry-After` the whole seconds until its window ends: the real wait. */
+export const limitReached = (name: RateLimitName, msBeforeNext: number) =>
+  new AppError('rate-limited', {
+    detail: DETAILS[name],
+    headers: { 'Retry-After': String(Math.max(1, Math.ceil(msBeforeNext / 1000))) },
+  });
+
+// Keys carry what a client typed (a login's username, up to 1,024 characters): past this length the store
+// sees their SHA-256 instead, so no key exceeds an index row or a Redis key budget, and none is stored verbatim.
+const MAX_KEY_CHARS = 128;
+
+/** The key as the stores see it. */
+export async function storeKey(key: string): Promise<string> {
+  return key.length <= MAX_KEY_CHARS ? key : `sha256:${await sha256(key)}`;
+}
 
 interface LimitDeps {
   rateLimits: RateLimits;
@@ -82,12 +116,9 @@ export async function consumeLimit({ rateLimits, logger }: LimitDeps, name: Rate
   const limiter = rateLimits[name];
   if (!limiter) return;
   try {
-    await limiter.consume(key);
+    await limiter.consume(await storeKey(key));
   } catch (rejection) {
-    if (isLimitReached(rejection)) {
-      const seconds = Math.max(1, Math.ceil(rejection.msBeforeNext / 1000));
-      throw new AppError('rate-limited', { detail: DETAILS[name], headers: { 'Retry-After': String(seconds) } });
-    }
+    if (isLimitReached(rejection)) throw limitReached(name, rejection.msBeforeNext);
     logger.warn('rate limiter failed; request allowed', { limit: name, error: describeError(rejection) });
   }
 }
@@ -95,7 +126,7 @@ export async function consumeLimit({ rateLimits, logger }: LimitDeps, name: Rate
 /** Starts `key` afresh on the limit `name` (after a successful login, the account's failures are forgiven). */
 export async function resetLimit({ rateLimits, logger }: LimitDeps, name: RateLimitName, key: string): Promise<void> {
   try {
-    await rateLimits[name]?.delete(key);
+    await rateLimits[name]?.delete(await storeKey(key));
   } catch (error) {
     logger.warn('rate limiter failed to clear a counter', { limit: name, error: describeError(error) });
   }

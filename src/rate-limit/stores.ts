@@ -1,8 +1,9 @@
-import { eq, lt, sql } from 'drizzle-orm';
+import { and, eq, gt, lt, sql } from 'drizzle-orm';
 import type { Redis } from 'ioredis';
 import { RateLimiterMemory, RateLimiterRedis, RateLimiterRes } from 'rate-limiter-flexible';
 import type { Config } from '../config';
 import type { Database } from '../db/database';
+import { isDatabaseUnavailable } from '../db/errors';
 import { rateLimits as rateLimitsTable } from '../db/schema';
 import type { Clock } from '../lib/clock';
 import { DescribedError, describeError, type Logger } from '../lib/logger';
@@ -19,6 +20,13 @@ const REDIS_COMMAND_TIMEOUT_MS = 1_000;
 const REDIS_CONNECT_TIMEOUT_MS = 3_000;
 const SWEEP_INTERVAL_MS = 5 * 60_000;
 const FALLBACK_WARNING_INTERVAL_MS = 60_000; // one warning a minute while a store is down, not one per request
+// The memory store expires each counter with a timer, and a timer longer than 2^31 ms (24.8 days) fires at once:
+// in memory a longer window (a known address, 30 days by default) lasts 24 days, or until the process ends.
+const MAX_MEMORY_WINDOW_SECONDS = 24 * 24 * 60 * 60;
+const inMemory = (spec: RateLimitSpec): RateLimitSpec => ({
+  ...spec,
+  duration: Math.min(spec.duration, MAX_MEMORY_WINDOW_SECONDS),
+});
 
 /**
  * Builds the limits on the configured store:
@@ -47,12 +55,12 @@ export async function createRateLimitStore(
     Object.fromEntries(specs.map(([name, options]) => [name, make(name, options)])) as RateLimits;
 
   if (config.RATE_LIMIT_STORE === 'memory') {
-    return { rateLimits: build((_, options) => new RateLimiterMemory(options)), close: async () => {} };
+    return { rateLimits: build((_, options) => new RateLimiterMemory(inMemory(options))), close: async () => {} };
   }
 
   let lastWarning = Number.NEGATIVE_INFINITY;
   const fallback = (name: RateLimitName, options: RateLimitSpec) =>
-    new MemoryFallback(options, () => {
+    new MemoryFallback(inMemory(options), () => {
       const now = clock.now().getTime();
       if (now - lastWarning < FALLBACK_WARNING_INTERVAL_MS) return;
       lastWarning = now;
@@ -135,6 +143,16 @@ class MemoryFallback extends RateLimiterMemory {
     this.onUse();
     return super.delete(...args);
   }
+
+  override get(...args: Parameters<RateLimiterMemory['get']>) {
+    this.onUse();
+    return super.get(...args);
+  }
+
+  override reward(...args: Parameters<RateLimiterMemory['reward']>) {
+    this.onUse();
+    return super.reward(...args);
+  }
 }
 
 /**
@@ -142,7 +160,9 @@ class MemoryFallback extends RateLimiterMemory {
  * starts again at this attempt), so instances sharing the database share the count. rate-limiter-flexible's
  * own RateLimiterDrizzle loads drizzle-orm through a computed dynamic import that no bundle can follow
  * (Workers, the single binary), so this small one imports it statically. Times come from the injected clock,
- * so the window is the same one every other part of the service sees.
+ * so the window is the same one every other part of the service sees. Only an unreachable database sends a
+ * call to the in-memory fallback: any other error is a bug (a key too long for the index was one, before
+ * limits.ts hashed long keys) and is thrown, not hidden behind per-instance limits.
  */
 class PostgresLimiter implements Limiter {
   constructor(
@@ -156,47 +176,98 @@ class PostgresLimiter implements Limiter {
     return `${this.spec.keyPrefix}:${key}`;
   }
 
+  private result(row: { points: number; expire: Date | null }, now: Date, isFirst: boolean): RateLimiterRes {
+    return new RateLimiterRes(
+      Math.max(this.spec.points - row.points, 0),
+      row.expire ? Math.max(row.expire.getTime() - now.getTime(), 0) : -1,
+      row.points,
+      isFirst,
+    );
+  }
+
+  /** Runs `query`, or `fallback` while the database is unreachable. */
+  private async orFallback<T>(query: () => Promise<T>, fallback: () => Promise<T>): Promise<T> {
+    try {
+      return await query();
+    } catch (error) {
+      if (isDatabaseUnavailable(error)) return fallback();
+      throw error;
+    }
+  }
+
   async consume(key: string | number, points = 1): Promise<RateLimiterRes> {
     const now = this.clock.now();
     const expire = new Date(now.getTime() + this.spec.duration * 1000);
     const expired = sql`${rateLimitsTable.expire} <= ${now.toISOString()}::timestamptz`;
-    let row: { points: number; expire: Date | null } | undefined;
-    try {
-      [row] = await this.db
-        .insert(rateLimitsTable)
-        .values({ key: this.key(key), points, expire })
-        .onConflictDoUpdate({
-          target: rateLimitsTable.key,
-          set: {
-            points: sql`case when ${expired} then ${points} else ${rateLimitsTable.points} + ${points} end`,
-            expire: sql`case when ${expired} then ${expire.toISOString()}::timestamptz else ${rateLimitsTable.expire} end`,
-          },
-        })
-        .returning({ points: rateLimitsTable.points, expire: rateLimitsTable.expire });
-    } catch {
-      return this.fallback.consume(key, points);
-    }
-    if (!row) return this.fallback.consume(key, points);
-    const result = new RateLimiterRes(
-      Math.max(this.spec.points - row.points, 0),
-      row.expire ? Math.max(row.expire.getTime() - now.getTime(), 0) : -1,
-      row.points,
-      row.points === points,
+    const row = await this.orFallback(
+      async () => {
+        const [upserted] = await this.db
+          .insert(rateLimitsTable)
+          .values({ key: this.key(key), points, expire })
+          .onConflictDoUpdate({
+            target: rateLimitsTable.key,
+            set: {
+              points: sql`case when ${expired} then ${points} else ${rateLimitsTable.points} + ${points} end`,
+              expire: sql`case when ${expired} then ${expire.toISOString()}::timestamptz else ${rateLimitsTable.expire} end`,
+            },
+          })
+          .returning({ points: rateLimitsTable.points, expire: rateLimitsTable.expire });
+        return upserted;
+      },
+      async () => undefined,
     );
+    if (!row) return this.fallback.consume(key, points);
+    const result = this.result(row, now, row.points === points);
     if (row.points > this.spec.points) throw result; // rate-limiter-flexible rejects with the result when over
     return result;
   }
 
+  /** Gives points back within the current window (never below zero); a counter whose window ended stays ended. */
+  async reward(key: string | number, points = 1): Promise<RateLimiterRes> {
+    const now = this.clock.now();
+    const row = await this.orFallback(
+      async () => {
+        const [updated] = await this.db
+          .update(rateLimitsTable)
+          .set({ points: sql`greatest(${rateLimitsTable.points} - ${points}, 0)` })
+          .where(and(eq(rateLimitsTable.key, this.key(key)), gt(rateLimitsTable.expire, now)))
+          .returning({ points: rateLimitsTable.points, expire: rateLimitsTable.expire });
+        return updated ?? null;
+      },
+      async () => undefined,
+    );
+    if (row === undefined) return this.fallback.reward(key, points);
+    return row ? this.result(row, now, false) : new RateLimiterRes(this.spec.points, 0, 0, false);
+  }
+
+  async get(key: string | number): Promise<RateLimiterRes | null> {
+    const now = this.clock.now();
+    const row = await this.orFallback(
+      async () => {
+        const [found] = await this.db
+          .select({ points: rateLimitsTable.points, expire: rateLimitsTable.expire })
+          .from(rateLimitsTable)
+          .where(and(eq(rateLimitsTable.key, this.key(key)), gt(rateLimitsTable.expire, now)))
+          .limit(1);
+        return found ?? null;
+      },
+      async () => undefined,
+    );
+    if (row === undefined) return this.fallback.get(key);
+    return row ? this.result(row, now, false) : null;
+  }
+
   async delete(key: string | number): Promise<boolean> {
-    try {
-      const deleted = await this.db
-        .delete(rateLimitsTable)
-        .where(eq(rateLimitsTable.key, this.key(key)))
-        .returning({ key: rateLimitsTable.key });
-      return deleted.length > 0;
-    } catch {
-      return this.fallback.delete(key);
-    }
+    return this.orFallback(
+      async () => {
+        const deleted = await this.db
+          .delete(rateLimitsTable)
+          .where(eq(rateLimitsTable.key, this.key(key)))
+          .returning({ key: rateLimitsTable.key });
+        return deleted.length > 0;
+      },
+      () => this.fallback.delete(key),
+    );
   }
 }
 

@@ -24,7 +24,7 @@ export const registerRoute = createRoute({
       description: 'The new user',
       content: { 'application/json': { schema: UserPublicSchema, example: NEW_USER_EXAMPLE } },
     },
-    ...problemResponses(...BAD_BODY, 'email-taken', 'rate-limited', ...UNAVAILABLE),
+    ...problemResponses(...BAD_BODY, 'email-taken', 'rate-limited', 'overloaded', ...UNAVAILABLE),
   },
 });
 

@@ -32,8 +32,9 @@ export const tokenRoute = createRoute({
     '`last_login_time` and starts a session. The 401 is identical for an unknown email and a wrong password.\n\n' +
     'Refresh grant (§6): `grant_type=refresh_token` and `refresh_token`; the token is spent and a new pair ' +
     'returned. Presenting a spent refresh token ends its whole session (RFC 9700 §4.14.2).\n\n' +
-    'Rate limited per client IP, and per account after repeated failed logins from any IP (429 with ' +
-    '`Retry-After`; a successful login resets the account count).',
+    'Rate limited per client IP, per account and client IP after repeated failed logins, and per account for ' +
+    'addresses it has never logged in from (429 with `Retry-After`, the real wait). 503 `overloaded` with ' +
+    '`Retry-After` when the password checks ahead would not finish before the request times out.',
   middleware: [limitByClientIp('loginPerIp')] as const,
   request: {
     body: {
@@ -52,6 +53,7 @@ export const tokenRoute = createRoute({
       'invalid-credentials',
       'invalid-refresh-token',
       'rate-limited',
+      'overloaded',
       ...UNAVAILABLE,
     ),
   },

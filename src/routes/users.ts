@@ -1,5 +1,6 @@
 import { createRoute } from '@hono/zod-openapi';
 import { requireAuth } from '../middleware/auth';
+import { limitByClientIp } from '../middleware/rate-limit';
 import { BEARER_SECURITY, NO_STORE } from '../schemas/common';
 import { BAD_BODY, problemResponses, UNAUTHENTICATED, UNAVAILABLE } from '../schemas/problem';
 import { SessionIdParamSchema, SessionsPublicSchema, toSessionPublic } from '../schemas/session';
@@ -43,13 +44,23 @@ export const changePasswordRoute = createRoute({
   operationId: 'changePassword',
   tags: ['users'],
   summary: 'Change the password',
-  description: 'Needs the current password. Every session and token issued before, this one included, stops working.',
-  middleware: [requireAuth] as const,
+  description:
+    'Needs the current password. Every session and token issued before, this one included, stops working. ' +
+    'A wrong current password counts like a failed login (the same per-account and per-address limits: 429 ' +
+    'with `Retry-After`) and is audited as `password_change_failed`.',
+  middleware: [requireAuth, limitByClientIp('loginPerIp')] as const,
   security: BEARER_SECURITY,
   request: { body: { required: true, content: { 'application/json': { schema: PasswordChangeSchema } } } },
   responses: {
     204: { description: 'Changed; log in again' },
-    ...problemResponses(...BAD_BODY, 'wrong-password', ...UNAUTHENTICATED, ...UNAVAILABLE),
+    ...problemResponses(
+      ...BAD_BODY,
+      'wrong-password',
+      ...UNAUTHENTICATED,
+      'rate-limited',
+      'overloaded',
+      ...UNAVAILABLE,
+    ),
   },
 });
 

@@ -4,16 +4,17 @@
  */
 import { inAccessTransaction } from '../access/transaction';
 import { epochSeconds } from '../lib/clock';
-import { normalizeEmail } from '../lib/email';
-import { isAcceptablePassword } from '../lib/password-policy';
+import { isEmail, normalizeEmail } from '../lib/email';
+import { clientKey } from '../lib/ip';
 import { AppError } from '../lib/problems';
-import type { RequestMeta } from '../lib/request-meta';
-import { consumeLimit, resetLimit } from '../rate-limit/limits';
+import { type RequestMeta, throwIfAbandoned } from '../lib/request-meta';
+import { beginPasswordAttempt } from '../rate-limit/lockout';
 import { recordAudit } from './audit';
 import type { ServiceContext } from './context';
+import { checkPassword, freshHashIfOutdated, hashOptions } from './passwords';
 import { isLive, revokeAllSessions, revokeSession, rotateRefreshToken, type Session, startSession } from './sessions';
 import type { AccessTokenClaims } from './tokens';
-import { findUserByEmail, recordLogin, type User } from './users';
+import { findUserByEmail, recordLogin, replacePasswordHash, type User } from './users';
 
 /** What a successful grant hands out (RFC 6749 §5.1 names them in the response). */
 export interface TokenPair {
@@ -37,10 +38,12 @@ async function tokenPair(
 }
 
 /**
- * The password grant (RFC 6749 §4.3). The attempt counts against the account before bcrypt runs, so a
- * locked account answers 429 without hashing; a success clears the count. Unknown emails, wrong passwords
- * and disabled accounts look the same from outside: the same 401 and one bcrypt verify each, so neither
- * the answer nor its timing reveals which emails exist.
+ * The password grant (RFC 6749 §4.3). The attempt is reserved against the account's limits before bcrypt
+ * runs (rate-limit/lockout.ts), so a locked account answers 429 without hashing; a success returns the
+ * points. Unknown emails, wrong passwords and disabled accounts look the same from outside: the same 401 and
+ * the same bcrypt work (services/passwords.ts), so neither the answer nor its timing reveals which emails
+ * exist. Nothing is written once the request has been answered without this handler (its timeout, a client
+ * that left): the hash is dropped or its result ignored, and the writes check the request's signal.
  */
 export async function loginWithPassword(
   ctx: ServiceContext,
@@ -57,31 +60,61 @@ export async function loginWithPassword(
   },
 ): Promise<TokenPair> {
   const email = normalizeEmail(username);
-  await consumeLimit(ctx, 'loginFailures', email);
-  const user = await findUserByEmail(ctx, { email });
-  const acceptable = isAcceptablePassword(password);
-  const hash = user && acceptable ? user.passwordHash : await ctx.dummyHash();
-  const matches = await ctx.hasher.verify(acceptable ? password : '', hash);
-  if (!user || !acceptable || !matches || user.disabled) {
-    // The attempted email is kept (never the password) so an admin can see who is being targeted; for a
-    // known email the event is also filed under that user, so GET /audit?user_id shows attacks on them.
+  const attempt = await beginPasswordAttempt(ctx, { account: email, address: clientKey(meta.ip) });
+  let user: User | undefined;
+  let matches: boolean;
+  try {
+    user = await findUserByEmail(ctx, { email });
+    const options = hashOptions(meta, { account: email, preferred: attempt.known });
+    matches = await checkPassword(ctx, { user, password, options });
+  } catch (error) {
+    await attempt.settle('unchecked');
+    throw error;
+  }
+  if (!user || !matches) {
+    await attempt.settle('failed');
+    throwIfAbandoned(meta); // a failure nobody will be told of is not logged either
+    // The attempted email is kept so an admin can see who is being targeted (only an email: people type
+    // passwords into the username field), and for a known one the event is filed under that user too.
     await recordAudit(ctx, {
       event: 'login_failed',
       meta,
       userId: user?.id ?? null,
-      details: { email: email.slice(0, 254) },
+      details: isEmail(email) ? { email } : {},
     });
     throw new AppError('invalid-credentials');
   }
-  // Only once the password matched, so the 403 tells nothing to someone who does not know it.
-  if (ctx.config.EMAIL_VERIFICATION === 'required' && user.emailVerifiedAt === null)
+  // Only once the password matched, so the 403 tells nothing to someone who does not know it. The attempt's
+  // points come back (the password was right), but the address is not marked as one the account logs in from.
+  if (ctx.config.EMAIL_VERIFICATION === 'required' && user.emailVerifiedAt === null) {
+    await attempt.settle('unchecked');
     throw new AppError('email-unverified');
-  await resetLimit(ctx, 'loginFailures', email);
-  const started = await inAccessTransaction(ctx, async (scope) => {
-    await recordLogin(scope, { userId: user.id, at: ctx.clock.now() });
-    await recordAudit(scope, { event: 'login_succeeded', meta, userId: user.id });
-    return startSession({ ...ctx, db: scope.db }, { userId: user.id, meta, amr: ['pwd'], clientId: clientId ?? null });
-  });
+  }
+  const account = user; // narrowed, for the transaction's closure
+  let started: Awaited<ReturnType<typeof startSession>>;
+  try {
+    started = await inAccessTransaction(ctx, async (scope) => {
+      await recordLogin(scope, { userId: account.id, at: ctx.clock.now() });
+      await recordAudit(scope, { event: 'login_succeeded', meta, userId: account.id });
+      const session = await startSession(
+        { ...ctx, ...scope },
+        { userId: account.id, meta, amr: ['pwd'], clientId: clientId ?? null },
+      );
+      throwIfAbandoned(meta); // the last moment to roll back a login nobody will receive
+      return session;
+    });
+  } catch (error) {
+    await attempt.settle('unchecked');
+    throw error;
+  }
+  await attempt.settle('succeeded');
+  const fresh = await freshHashIfOutdated(ctx, { user, password, meta });
+  // Best effort: the login has committed, and the old hash still verifies; the next login tries again.
+  if (fresh) {
+    await inAccessTransaction(ctx, (scope) =>
+      replacePasswordHash(scope, { userId: account.id, from: account.passwordHash, to: fresh }),
+    ).catch(() => {});
+  }
   return tokenPair(ctx, { user, ...started });
 }
 

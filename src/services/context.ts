@@ -1,4 +1,6 @@
 import type { AppDeps } from '../deps';
+import { type AttemptTracker, createAttemptTracker } from '../rate-limit/lockout';
+import type { HashCosts } from './passwords';
 import { type AuthLookup, createAuthLookup } from './sessions';
 
 /**
@@ -9,21 +11,17 @@ import { type AuthLookup, createAuthLookup } from './sessions';
 export interface ServiceContext extends AppDeps {
   /** The bearer check's database read, prepared on this app's database (when the view cannot answer). */
   authLookup: AuthLookup;
-  /** A real bcrypt hash at the configured cost, so an unknown email costs one verify like a known one. */
-  dummyHash(): Promise<string>;
+  /** Password attempts in flight on this app, per account (rate-limit/lockout.ts). */
+  attempts: AttemptTracker;
+  /** What every failed password check costs (services/passwords.ts). */
+  hashCosts: HashCosts;
 }
 
 export function createServiceContext(deps: AppDeps): ServiceContext {
-  let dummy: Promise<string> | undefined;
   return {
     ...deps,
     authLookup: createAuthLookup(deps.db),
-    dummyHash() {
-      dummy ??= deps.hasher.hash(crypto.randomUUID()).catch((error: unknown) => {
-        dummy = undefined; // a hasher that failed once (shutting down, a worker died) is asked again next time
-        throw error;
-      });
-      return dummy;
-    },
+    attempts: createAttemptTracker(),
+    hashCosts: { highest: deps.config.BCRYPT_COST },
   };
 }

@@ -9,11 +9,13 @@ import { inAccessTransaction } from '../access/transaction';
 import type { Database } from '../db/database';
 import { auditEvents, users } from '../db/schema';
 import { normalizeEmail } from '../lib/email';
+import { clientKey } from '../lib/ip';
 import { DescribedError } from '../lib/logger';
-import { assertPasswordPolicy, isAcceptablePassword } from '../lib/password-policy';
+import { assertPasswordPolicy } from '../lib/password-policy';
 import { AppError } from '../lib/problems';
 import type { RequestMeta } from '../lib/request-meta';
-import { consumeLimit, resetLimit } from '../rate-limit/limits';
+import { consumeLimit } from '../rate-limit/limits';
+import { liftLockout } from '../rate-limit/lockout';
 import { recordAudit } from './audit';
 import type { ServiceContext } from './context';
 import {
@@ -26,11 +28,12 @@ import {
   spendUserLinkTokens,
 } from './link-tokens';
 import { type ClaimedMail, enqueueMail, type LinkParams, recordMailParams } from './outbox';
+import { withCurrentPassword } from './passwords';
 import { changeEmail, markEmailVerified, replacePassword, type User } from './users';
 
 type Ctx = Pick<
   ServiceContext,
-  'db' | 'access' | 'clock' | 'config' | 'hasher' | 'rateLimits' | 'logger' | 'mailQueued'
+  'db' | 'access' | 'clock' | 'config' | 'hasher' | 'rateLimits' | 'logger' | 'mailQueued' | 'attempts' | 'hashCosts'
 >;
 
 /**
@@ -139,7 +142,7 @@ export async function resetPassword(
     await replacePassword(scoped, { user, passwordHash, via: 'reset', meta });
   });
   ctx.mailQueued?.();
-  await resetLimit(ctx, 'loginFailures', user.email);
+  await liftLockout(ctx, { account: user.email, address: clientKey(meta.ip) });
 }
 
 /**
@@ -198,15 +201,15 @@ export async function requestEmailChange(
     const detail = 'This is already your email address';
     throw new AppError('validation', { detail: `new_email: ${detail}`, errors: [{ pointer: '#/new_email', detail }] });
   }
-  const matches =
-    isAcceptablePassword(input.currentPassword) && (await ctx.hasher.verify(input.currentPassword, user.passwordHash));
-  if (!matches) throw new AppError('wrong-password');
-  // Per target address like the other mail-sending requests: a logged-in user cannot mail-bomb an inbox.
-  await consumeLimit(ctx, 'recoveryPerEmail', newEmail);
-  await ctx.db.transaction(async (tx) => {
-    const scoped = { ...ctx, db: tx };
-    await enqueueMail(scoped, { template: 'email-change-confirm', to: newEmail, params: { userId: user.id } });
-    await enqueueMail(scoped, { template: 'email-change-notice', to: user.email, params: { newEmail } });
+  const { currentPassword: password, meta } = input;
+  await withCurrentPassword(ctx, { user, password, meta, action: 'email_change' }, async () => {
+    // Per target address like the other mail-sending requests: a logged-in user cannot mail-bomb an inbox.
+    await consumeLimit(ctx, 'recoveryPerEmail', newEmail);
+    await ctx.db.transaction(async (tx) => {
+      const scoped = { ...ctx, db: tx };
+      await enqueueMail(scoped, { template: 'email-change-confirm', to: newEmail, params: { userId: user.id } });
+      await enqueueMail(scoped, { template: 'email-change-notice', to: user.email, params: { newEmail } });
+    });
   });
   ctx.mailQueued?.();
 }

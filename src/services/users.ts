@@ -9,11 +9,12 @@ import { MAX_USER_ID, ROLES, type Role, type User, users } from '../db/schema';
 import type { PasswordHasher } from '../hashing/hasher';
 import type { Clock } from '../lib/clock';
 import { normalizeEmail } from '../lib/email';
-import { assertPasswordPolicy, isAcceptablePassword } from '../lib/password-policy';
+import { assertPasswordPolicy } from '../lib/password-policy';
 import { AppError } from '../lib/problems';
-import type { RequestMeta } from '../lib/request-meta';
+import { type RequestMeta, throwIfAbandoned } from '../lib/request-meta';
 import { recordAudit } from './audit';
 import { enqueueMail } from './outbox';
+import { hashOptions, withCurrentPassword } from './passwords';
 import { revokeAllSessions } from './sessions';
 
 export { MAX_USER_ID, ROLES, type Role, type User };
@@ -53,7 +54,7 @@ export async function createUser(
 ): Promise<User> {
   const { db, hasher, clock } = ctx;
   const email = normalizeEmail(input.email);
-  const passwordHash = await hasher.hash(input.password);
+  const passwordHash = await hasher.hash(input.password, hashOptions(input.meta));
   const mailLink = !input.emailVerified && ctx.config.EMAIL_VERIFICATION !== 'off';
   const user = await db.transaction(async (tx) => {
     await input.guard?.(tx);
@@ -81,6 +82,9 @@ export async function createUser(
         details: { role: created.role, ...input.auditDetails },
       },
     );
+    // A registration whose request was answered already, or whose client left, rolls back: a retry must not
+    // find its email taken by an account its client never heard of.
+    throwIfAbandoned(input.meta);
     return created;
   });
   if (mailLink) ctx.mailQueued?.();
@@ -102,6 +106,20 @@ export async function findUserByEmail({ db }: { db: Database }, { email }: { ema
   return user;
 }
 
+/** Stores a new hash of the same password (a rehash), unless the hash changed meanwhile. */
+export async function replacePasswordHash(
+  { db, changed }: AccessScope,
+  { userId, from, to }: { userId: number; from: string; to: string },
+): Promise<void> {
+  const replaced = await db
+    .update(users)
+    .set({ passwordHash: to })
+    .where(and(eq(users.id, userId), eq(users.passwordHash, from)))
+    .returning({ id: users.id });
+  // The view keeps the whole row, and the current-password check of a password change reads the hash from it.
+  if (replaced.length > 0) changed({ kind: 'user', userId });
+}
+
 /** Sets last_login_time, never moving it backwards when logins of one user race. */
 export async function recordLogin({ db, changed }: AccessScope, { userId, at }: { userId: number; at: Date }) {
   await db
@@ -113,22 +131,27 @@ export async function recordLogin({ db, changed }: AccessScope, { userId, at }: 
 
 /**
  * Checks the new password against the policy and the current password, then replaces it: every session
- * ends (all earlier tokens stop working) and the owner is told by mail.
+ * ends (all earlier tokens stop working) and the owner is told by mail. The current password is checked like
+ * a login (services/passwords.ts withCurrentPassword).
  */
 export async function changePassword(
-  ctx: { db: Database; hasher: PasswordHasher; clock: Clock; access: AccessChanges } & MailQueuedHook,
+  ctx: { access: AccessChanges; clock: Clock } & Parameters<typeof withCurrentPassword>[0] & MailQueuedHook,
   input: { user: User; currentPassword: string; newPassword: string; meta: RequestMeta },
 ): Promise<void> {
   const { user, meta } = input;
   // The blocklist and the email-name rule need the caller's email, which the body schema cannot see; checked
   // before the current password, like every other new_password rule (a 422 reveals nothing about either).
   await assertPasswordPolicy(input.newPassword, user.email, 'new_password');
-  const matches =
-    isAcceptablePassword(input.currentPassword) && (await ctx.hasher.verify(input.currentPassword, user.passwordHash));
-  if (!matches) throw new AppError('wrong-password');
-  const passwordHash = await ctx.hasher.hash(input.newPassword);
-  await inAccessTransaction(ctx, (scope) =>
-    replacePassword({ ...scope, clock: ctx.clock }, { user, passwordHash, via: 'change', meta }),
+  await withCurrentPassword(
+    ctx,
+    { user, password: input.currentPassword, meta, action: 'password_change' },
+    async (options) => {
+      const passwordHash = await ctx.hasher.hash(input.newPassword, options);
+      await inAccessTransaction(ctx, async (scope) => {
+        await replacePassword({ ...scope, clock: ctx.clock }, { user, passwordHash, via: 'change', meta });
+        throwIfAbandoned(meta); // a change whose request was answered already (or whose client left) rolls back
+      });
+    },
   );
   ctx.mailQueued?.();
 }
