@@ -18,7 +18,7 @@
  */
 import postgres from 'postgres';
 import { log } from './log';
-import { waitIdle } from './machine';
+import { waitForQuietMachine, waitIdle } from './machine';
 import { type SeededUsers, seed } from './seed';
 import { startOurs, stopTarget, type Target } from './servers';
 import { type Percentiles, percentiles } from './stats';
@@ -64,7 +64,8 @@ export interface Answer {
 export interface Answers {
   statuses: Record<number, number>;
   ms: Percentiles;
-  refusals: Percentiles;
+  /** How long each refusal took, fastest first. */
+  refusalMs: number[];
   /** Every distinct Retry-After of the refusals. */
   retryAfter: string[];
   /** Answers no overload rule explains: a 503 without Retry-After, another 5xx, or none at all. */
@@ -87,6 +88,8 @@ export interface BurstFigures {
 }
 
 export interface FloodFigures {
+  /** Share of the cores other processes used just before the floods (waitForQuietMachine). */
+  busy: number;
   /** p50 of IDLE_LOGINS logins from new addresses, the server idle: the unit of the login targets. */
   idleLoginMs: number;
   /** A login that answers 200 within this long is a normal one. */
@@ -125,8 +128,10 @@ function summarize(answers: Answer[]): Answers {
   return {
     statuses,
     ms: percentiles(answers.map((a) => a.ms)),
-    refusals: percentiles(refusals.map((a) => a.ms)),
-    retryAfter: [...new Set(refusals.map((a) => a.retryAfter).filter((v) => v !== null))],
+    refusalMs: refusals.map((a) => a.ms).sort((x, y) => x - y),
+    retryAfter: [...new Set(refusals.map((a) => a.retryAfter).filter((v) => v !== null))].sort(
+      (x, y) => Number(x) - Number(y),
+    ),
     improper: answers.filter((a) => a.status === 0 || (a.status >= 500 && !isRefusal(a))).length,
   };
 }
@@ -149,6 +154,7 @@ export async function measureFloods(
   users: SeededUsers,
   seconds: number,
 ): Promise<FloodFigures> {
+  const busy = await waitForQuietMachine();
   const t = await startOurs('bun', env);
   const sql = postgres(t.db.url as string, { max: 1, onnotice: () => {} });
   try {
@@ -197,7 +203,7 @@ export async function measureFloods(
       }),
     ];
     const logins = await loginRuns(t, users, seconds, readToken);
-    return { idleLoginMs, normalLoginMs, bursts, logins };
+    return { busy, idleLoginMs, normalLoginMs, bursts, logins };
   } finally {
     await sql.end({ timeout: 2 });
     await stopTarget(t);
