@@ -1,5 +1,6 @@
 /**
- * Load benchmark: `bun run bench [--quick] [--duration 10] [--cost 12] [--users 200] [--no-reference] [--runtimes]`
+ * Load benchmark: `bun run bench [--quick] [--duration 10] [--cost 12] [--users 200] [--no-reference] [--runtimes]
+ * [--only throughput,tokens,floods]`
  *
  * Starts this service (and, unless --no-reference, the original FastAPI app from
  * ../shared/reference/fastapi-seed) one at a time, each on a fresh PostgreSQL database, drives
@@ -9,7 +10,9 @@
  *
  * This file: the flags, the order of the scenarios and the cleanup. machine.ts: prerequisites and /proc;
  * servers.ts: the servers under test; seed.ts: their users; wrk.ts: the load; tokens.ts: two instances
- * (revocation lag, rotation under load); report.ts: the output.
+ * (revocation lag, rotation under load); floods.ts: issue 10's attacks, on a server with its rate limits on;
+ * report.ts: the output. `--only` runs some of the parts: throughput (the scenarios, on ours and the
+ * reference, and --runtimes), tokens, floods.
  */
 import { existsSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
@@ -18,12 +21,13 @@ import { parseArgs } from 'node:util';
 import { stopAll } from '../lib/processes';
 import { buildRuntime, RUNTIMES } from '../lib/runtimes';
 import { dropAllScratchDatabases } from '../lib/scratch-database';
+import { ensureClientRoom, type FloodFigures, measureFloods } from './floods';
 import { log } from './log';
 import { ensurePrerequisites, memoryMb, rssOfGroup, waitForQuietMachine, waitIdle } from './machine';
 import { type Measured, type Results, type RuntimeFigures, report, SCENARIOS } from './report';
 import { type SeededUsers, seed } from './seed';
 import { ourEnv, startOurs, startReference, stopTarget, type Target } from './servers';
-import { measureTokens } from './tokens';
+import { measureTokens, type TokenFigures } from './tokens';
 import { WRK_TIMEOUT_S, type WrkResult, wrk } from './wrk';
 
 const ROOT = resolve(import.meta.dir, '../..');
@@ -39,14 +43,22 @@ const { values: flags } = parseArgs({
     reference: { type: 'boolean', default: false },
     runtimes: { type: 'boolean', default: false },
     'no-reference': { type: 'boolean', default: false },
+    only: { type: 'string' },
   },
 });
+const PARTS = ['throughput', 'tokens', 'floods'];
+const parts = new Set(flags.only?.split(',') ?? PARTS);
 const seconds = Number(flags.duration ?? process.env.BENCH_DURATION ?? (flags.quick ? 3 : 10));
 const cost = Number(flags.cost ?? process.env.BCRYPT_COST ?? 12);
 const userCount = Number(flags.users ?? process.env.BENCH_USERS ?? 200);
-const withReference = !flags['no-reference'] && (flags.reference || existsSync(REFERENCE_DIR));
+const withReference =
+  parts.has('throughput') && !flags['no-reference'] && (flags.reference || existsSync(REFERENCE_DIR));
 if (!(seconds > 0) || !Number.isInteger(cost) || cost < 4 || cost > 31 || !(userCount >= 1)) {
   console.error('usage: bun run bench [--quick] [--duration s] [--cost 4-31] [--users n] [--no-reference]');
+  process.exit(2);
+}
+if ([...parts].some((part) => !PARTS.includes(part))) {
+  console.error(`--only: a comma-separated list of ${PARTS.join(', ')}`);
   process.exit(2);
 }
 if (flags.reference && !existsSync(REFERENCE_DIR)) {
@@ -151,6 +163,7 @@ async function hashTime(): Promise<number> {
 
 async function main(): Promise<void> {
   const started = performance.now();
+  if (parts.has('floods')) ensureClientRoom();
   await ensurePrerequisites();
   const cores = availableParallelism();
   const hashMs = await hashTime();
@@ -160,8 +173,11 @@ async function main(): Promise<void> {
 
   const secret = Buffer.from(crypto.getRandomValues(new Uint8Array(32))).toString('hex');
   const env = ourEnv(secret, cost);
-  log(`our server: bun src/runtimes/bun.ts, BCRYPT_COST=${cost}`);
-  const ours = await measure(await startOurs('bun', env));
+  let ours: Measured | undefined;
+  if (parts.has('throughput')) {
+    log(`our server: bun src/runtimes/bun.ts, BCRYPT_COST=${cost}`);
+    ours = await measure(await startOurs('bun', env));
+  }
 
   let ref: Measured | undefined;
   if (withReference) {
@@ -169,11 +185,20 @@ async function main(): Promise<void> {
     ref = await measure(await startReference(REFERENCE_DIR, secret));
   }
 
-  log('tokens: two instances on one database');
-  await waitForQuietMachine();
-  const tokens = await measureTokens(env, users, seconds);
+  let tokens: TokenFigures | undefined;
+  if (parts.has('tokens')) {
+    log('tokens: two instances on one database');
+    await waitForQuietMachine();
+    tokens = await measureTokens(env, users, seconds);
+  }
 
-  const perRuntime = flags.runtimes ? await measureRuntimes(env) : [];
+  let floods: FloodFigures | undefined;
+  if (parts.has('floods')) {
+    log('floods: our server with its rate limits on, behind a trusted proxy');
+    floods = await measureFloods(ourEnv(secret, cost, { behindProxy: true }), users, hashSecs);
+  }
+
+  const perRuntime = flags.runtimes && parts.has('throughput') ? await measureRuntimes(env) : [];
   const wallSeconds = (performance.now() - started) / 1000;
   console.log(
     report({
@@ -188,6 +213,7 @@ async function main(): Promise<void> {
       ref,
       tokens,
       perRuntime,
+      floods,
       wallSeconds,
     }),
   );

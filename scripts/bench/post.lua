@@ -1,10 +1,14 @@
--- POST scenarios for scripts/bench.ts, chosen by BENCH_MODE:
+-- POST scenarios for scripts/bench/wrk.ts, chosen by BENCH_MODE:
 --   token     OAuth2 password form (urlencoded), rotating over the seeded users
 --             <BENCH_PREFIX><i>@example.com, i in [0, BENCH_USERS)
 --   register  JSON {email, password} with an email unique per request (run prefix + thread id +
 --             counter), so every request is a real registration (one bcrypt hash), never a 409/400
+-- With BENCH_FORWARD set (a run number, 1-255) every request comes from a client address of its own,
+-- X-Forwarded-For 10.<run>.<b>.<c> (unique per thread and request), for a server that trusts one proxy
+-- and keeps its per-address limits on: one wrk is then many clients, none of them known to the server.
 -- Every response is counted by status so the bench can say what any non-2xx actually were.
 local mode = os.getenv('BENCH_MODE') or 'token'
+local forward = os.getenv('BENCH_FORWARD') or ''
 local prefix = os.getenv('BENCH_PREFIX') or 'bench-'
 local password = os.getenv('BENCH_PASSWORD') or 'bench-password-1234'
 local users = tonumber(os.getenv('BENCH_USERS') or '1')
@@ -19,6 +23,7 @@ function setup(thread)
 end
 
 local counter = 0
+local sent = 0
 statuses = {}
 
 function init(args)
@@ -26,16 +31,27 @@ function init(args)
   counter = id * 7
 end
 
+-- 32768 addresses per thread (two threads fill the 65536 of 10.<run>.0.0/16)
+local function headers(content_type)
+  local h = { ['Content-Type'] = content_type }
+  if forward ~= '' then
+    sent = sent + 1
+    local n = id * 32768 + sent % 32768
+    h['X-Forwarded-For'] = '10.' .. forward .. '.' .. math.floor(n / 256) .. '.' .. n % 256
+  end
+  return h
+end
+
 function request()
   counter = counter + 1
   if mode == 'token' then
     local body = 'grant_type=password&username=' .. prefix .. (counter % users)
       .. '%40example.com&password=' .. password
-    return wrk.format('POST', '/token', { ['Content-Type'] = 'application/x-www-form-urlencoded' }, body)
+    return wrk.format('POST', '/token', headers('application/x-www-form-urlencoded'), body)
   end
   local email = prefix .. 'new-' .. id .. '-' .. counter .. '@example.com'
   local body = '{"email":"' .. email .. '","password":"' .. password .. '"}'
-  return wrk.format('POST', '/register', { ['Content-Type'] = 'application/json' }, body)
+  return wrk.format('POST', '/register', headers('application/json'), body)
 end
 
 function response(status, headers, body)

@@ -34,17 +34,23 @@ async function startTarget(
   }
 }
 
-/** This service's environment: the rate limits off, since one load generator on one IP would be limited at once. */
-export const ourEnv = (secret: string, cost: number) => (url: string) => ({
-  DATABASE_URL: url,
-  SECRET_KEY: secret,
-  BCRYPT_COST: `${cost}`,
-  LOG_LEVEL: 'warn',
-  // The reference has no limits either.
-  RATE_LIMIT_LOGIN_PER_IP: '0',
-  RATE_LIMIT_LOGIN_FAILURES: '0',
-  RATE_LIMIT_REGISTER_PER_IP: '0',
-});
+/** Off for throughput: one load generator on one IP would be limited at once (the reference has no limits either). */
+const NO_LIMITS = { RATE_LIMIT_LOGIN_PER_IP: '0', RATE_LIMIT_LOGIN_FAILURES: '0', RATE_LIMIT_REGISTER_PER_IP: '0' };
+
+/**
+ * This service's environment: for throughput, the rate limits off; `behindProxy`, as an attacker meets it
+ * deployed: every limit at its default and one trusted proxy (TRUST_PROXY=1), so each request's
+ * X-Forwarded-For is its client's address and one load generator can be many clients.
+ */
+export const ourEnv =
+  (secret: string, cost: number, options: { behindProxy?: boolean } = {}) =>
+  (url: string): Record<string, string> => ({
+    DATABASE_URL: url,
+    SECRET_KEY: secret,
+    BCRYPT_COST: `${cost}`,
+    LOG_LEVEL: 'warn',
+    ...(options.behindProxy ? { TRUST_PROXY: '1' } : NO_LIMITS),
+  });
 
 /** This service on `runtime`; an entry other than Bun's does not migrate at start for certain (Workers cannot), so the CLI does. */
 export function startOurs(runtime: RuntimeName, env: (url: string) => Record<string, string>): Promise<Target> {

@@ -15,6 +15,7 @@ import { scratchDatabase } from '../lib/scratch-database';
 import { log } from './log';
 import { ADMIN_URL } from './machine';
 import { type SeededUsers, seed } from './seed';
+import { type Percentiles, percentiles } from './stats';
 import { type WrkResult, wrk } from './wrk';
 
 export const REVOCATIONS = 200;
@@ -24,7 +25,7 @@ const ROTATION_PUBLISH_S = 3;
 const LAG_GIVE_UP_MS = 5_000;
 
 export interface TokenFigures {
-  lagMs: { p50: number; p99: number; max: number; samples: number };
+  lagMs: Percentiles;
   loadDuringRevocations: WrkResult[];
   rotation: {
     load: WrkResult[];
@@ -64,12 +65,6 @@ async function revocationLag(a: string, b: string, token: string): Promise<numbe
     if (status !== 200) throw new Error(`B answered ${status} while the revocation travelled`);
     if (lag > LAG_GIVE_UP_MS) throw new Error(`B still accepted a revoked token after ${LAG_GIVE_UP_MS} ms`);
   }
-}
-
-function percentiles(samples: number[]) {
-  const sorted = [...samples].sort((x, y) => x - y);
-  const at = (q: number) => sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))] ?? Number.NaN;
-  return { p50: at(0.5), p99: at(0.99), max: sorted.at(-1) ?? Number.NaN, samples: sorted.length };
 }
 
 /** Logs in `count` sessions on `base`, two at a time (bcrypt-bound: one per core). */

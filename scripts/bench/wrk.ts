@@ -42,10 +42,22 @@ export function parseWrk(out: string): WrkResult {
   };
 }
 
-/** `wrk -t2` for `secs` seconds; POST modes log in or register the seeded users (post.lua). */
+let forwardedRuns = 0;
+
+/**
+ * `wrk -t2` for `secs` seconds; POST modes log in or register the seeded users (post.lua), `forwarded`
+ * each from an X-Forwarded-For address of its own (for a server behind a trusted proxy, its limits on).
+ */
 export async function wrk(
   url: string,
-  o: { conns: number; secs: number; users: SeededUsers; token?: string; mode?: 'token' | 'register' },
+  o: {
+    conns: number;
+    secs: number;
+    users: SeededUsers;
+    token?: string;
+    mode?: 'token' | 'register';
+    forwarded?: boolean;
+  },
 ): Promise<WrkResult> {
   const args = ['-t2', `-c${o.conns}`, `-d${o.secs}s`, '--timeout', `${WRK_TIMEOUT_S}s`, '--latency'];
   if (o.token) args.push('-H', `Authorization: Bearer ${o.token}`);
@@ -55,6 +67,8 @@ export async function wrk(
     BENCH_PREFIX: o.users.prefix,
     BENCH_PASSWORD: o.users.password,
     BENCH_USERS: `${o.users.count}`,
+    // A run number of its own (1–255): the addresses of one run are never an earlier run's, known to the server.
+    BENCH_FORWARD: o.forwarded ? `${(forwardedRuns++ % 255) + 1}` : '',
   };
   const child = spawnProcess('wrk', ['wrk', ...args, url], { env });
   const kill = setTimeout(() => child.proc.kill('SIGKILL'), (o.secs + WRK_TIMEOUT_S + 10) * 1000); // bounded runtime

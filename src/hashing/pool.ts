@@ -74,16 +74,16 @@ const EWMA_WEIGHT = 0.2; // each new measurement moves the mean a fifth of the w
 const SHARE_OF_CAPACITY = 1 / 10; // one owner may hold a tenth of the jobs that fit before a deadline…
 const MIN_SHARE = 2; // …but at least this many, so a slow hash never leaves a client none
 // A job must fit in 80% of its request's remaining time: the measured mean lags when a flood starts taking the
-// CPU (flood.ts saw the last 20 of 300 admitted logins time out with a 10% margin), and the request still has
-// its database work to do after the hash.
+// CPU (a burst of the bench's floods saw the last 20 of 300 admitted logins time out with a 10% margin), and the
+// request still has its database work to do after the hash.
 const SLACK = 0.2;
 /**
  * CPU fairness both ways. At idle priority (SCHED_IDLE, weight 3 against a normal thread's 1024) hashing got
  * no CPU at all while cheap reads kept the cores busy: logins fell from ~7/s to ~2/s and then to 503s. At
  * normal priority every hash competes evenly with the thread serving requests, and reads' p99 grew 2.7–4.5×
- * during a login flood (scripts/flood.ts). So one worker runs at nice 5 (weight 335: at least about a quarter
- * of a core against a saturating normal thread, which keeps about three quarters), a guaranteed share for
- * logins; the others run at idle priority and take only the CPU nobody else wants.
+ * during a login flood (scripts/bench/floods.ts). So one worker runs at nice 5 (weight 335: at least about a
+ * quarter of a core against a saturating normal thread, which keeps about three quarters), a guaranteed share
+ * for logins; the others run at idle priority and take only the CPU nobody else wants.
  */
 const GUARANTEED_NICE = 5;
 
