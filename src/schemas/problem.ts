@@ -91,5 +91,9 @@ export function problemResponses<const C extends ProblemCode>(...codes: C[]) {
 export const UNAVAILABLE = ['database-unavailable', 'timeout'] as const;
 /** Every route with a JSON or form body may answer these before its handler runs. */
 export const BAD_BODY = ['malformed-request', 'body-too-large', 'unsupported-media-type', 'validation'] as const;
-/** Every bearer-protected route. */
-export const UNAUTHENTICATED = ['not-authenticated', 'invalid-access-token'] as const;
+/** The bearer-protected routes an admin who has still to enrol a second factor may use (requireAuthToEnrol). */
+export const UNAUTHENTICATED_ENROLLING = ['not-authenticated', 'invalid-access-token'] as const;
+/** Every other bearer-protected route (requireAuth): it refuses such an admin. */
+export const UNAUTHENTICATED = [...UNAUTHENTICATED_ENROLLING, 'mfa-enrolment-required'] as const;
+/** The sensitive actions (requireStepUp). */
+export const STEP_UP = ['insufficient-user-authentication'] as const;
