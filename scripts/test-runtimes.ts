@@ -26,6 +26,7 @@ const FILES = [
   'headers',
   'client',
   'password-policy',
+  'mfa-flow',
   'fuzz',
 ].map((name) => `test/${name}.test.ts`);
 
