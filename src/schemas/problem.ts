@@ -19,6 +19,10 @@ const ProblemFields = {
     .array(z.object({ pointer: z.string().openapi({ example: '#/email' }), detail: z.string() }))
     .optional()
     .openapi({ description: 'Present on 422: one entry per invalid field' }),
+  mfa_token: z.string().optional().openapi({
+    description:
+      'Present on 403 `/problems/mfa-required`: send it with grant_type=mfa_otp and a code (5 minutes, once)',
+  }),
 };
 
 export const ProblemSchema = z.object(ProblemFields).openapi('Problem', { description: 'RFC 9457 problem details' });
@@ -55,6 +59,7 @@ const EXAMPLE_OPTIONS: Partial<Record<ProblemCode, ProblemOptions>> = {
     detail: 'email: Invalid email address',
     errors: [{ pointer: '#/email', detail: 'Invalid email address' }],
   },
+  'mfa-required': { extensions: { mfa_token: 'mJ3v0QxW1c8bq6z2Yk5sTnLhR4eAfDgUiOpVwXyZ7aE' } },
 };
 
 type StatusOf<C extends ProblemCode> = (typeof PROBLEMS)[C]['status'];

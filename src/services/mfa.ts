@@ -1,7 +1,7 @@
 /**
  * The second factor (API.md "Second factor"): TOTP (RFC 6238) with recovery codes, the second step of a
- * login (`mfa_token`, finished by grant_type=mfa_otp), the admin policy and step-up. Passkeys
- * (services/webauthn) count as a second factor here too.
+ * login (`mfa_token`, finished by grant_type=mfa_otp), the admin policy and step-up. A token of a passkey
+ * login (`amr: ["webauthn"]`) counts as one that used a second factor.
  *
  * Every code check counts like a password check (rate-limit/lockout.ts): a wrong code is a failed attempt of
  * the account from that address, so codes cannot be guessed faster than passwords. A TOTP code is accepted
