@@ -186,6 +186,15 @@ async function replaceRecoveryCodes(
 
 type CodeUse = { method: 'totp' } | { method: 'recovery'; left: number };
 
+interface SpendInput {
+  userId: number;
+  code: string;
+  /** Confirming an enrolment: the pending factor's code, never a recovery code. */
+  pending?: boolean;
+  /** The form field said which kind (`otp` or `recovery_code`). */
+  only?: CodeUse['method'];
+}
+
 /**
  * Spends `code` for the user in the caller's transaction: a TOTP code (of the confirmed factor, or with
  * `pending` of the enrolment being confirmed) whose step is later than the last one accepted, or an unused
@@ -193,12 +202,7 @@ type CodeUse = { method: 'totp' } | { method: 'recovery'; left: number };
  */
 async function spendCode(
   { db, clock, config }: { db: Database; clock: ServiceContext['clock']; config: Pick<Config, 'SECRET_KEY'> },
-  {
-    userId,
-    code,
-    pending = false,
-    only,
-  }: { userId: number; code: string; pending?: boolean /** the form field said which */; only?: CodeUse['method'] },
+  { userId, code, pending = false, only }: SpendInput,
 ): Promise<CodeUse | null> {
   const now = clock.now();
   if (only !== 'recovery' && TOTP_CODE.test(code)) {
