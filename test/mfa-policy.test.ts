@@ -4,6 +4,7 @@
  */
 import { describe, expect, setDefaultTimeout, test } from 'bun:test';
 import { and, eq } from 'drizzle-orm';
+import { scratchDatabase } from '../scripts/lib/scratch-database';
 import { parseConfig } from '../src/config';
 import { auditEvents, users } from '../src/db/schema';
 import {
@@ -16,11 +17,13 @@ import {
   login,
   loginAs,
   loginAsAdmin,
+  POSTGRES_ADMIN_URL,
   refresh,
   TEST_PASSWORD,
   TEST_SECRET_KEY,
   type TestApp,
 } from './helpers';
+import { runCli, SERVER_TEST_TIMEOUT_MS } from './server-process';
 import { codeAt, confirm, enrol, loginWithOtp, totpUser } from './support/mfa';
 
 setDefaultTimeout(30_000);
@@ -191,4 +194,36 @@ describe('DELETE /users/{id}/mfa', () => {
     const user = await loginAs(app);
     await expectProblem(await send(app, 'DELETE', `/users/${admin.user.id}/mfa`, user.token), 403, 'forbidden');
   });
+});
+
+describe('bun run cli reset-mfa', () => {
+  // PostgreSQL, in PGlite runs too: the CLI is another process, and an in-memory PGlite is out of its reach.
+  test(
+    'removes the second factor of the user with that email and ends their sessions; an unknown email exits 1',
+    async () => {
+      const database = await scratchDatabase('mfa_cli', { adminUrl: POSTGRES_ADMIN_URL, migrate: 'in-process' });
+      const handle = await database.open();
+      try {
+        const clock = createTestClock();
+        const { app } = await createTestApp({ db: handle.db, clock });
+        const user = await totpUser(app, () => clock.now());
+        clock.advance(STEP_MS);
+        const session = await loginWithOtp(app, user, clock.now());
+
+        const reset = await runCli(['reset-mfa', '--email', user.email], database.env);
+        expect(reset.code).toBe(0);
+        expect(reset.stdout).toContain(`removed every second factor of ${user.email}; ended 2 sessions`);
+        await expectProblem(await refresh(app, session.refreshToken), 400, 'invalid-refresh-token');
+        expect((await login(app, user.email, TEST_PASSWORD)).status).toBe(200);
+
+        const unknown = await runCli(['reset-mfa', '--email', `nobody-${user.email}`], database.env);
+        expect(unknown.code).toBe(1);
+        expect(unknown.stderr).toContain('No such user');
+      } finally {
+        await handle.close();
+        await database.drop();
+      }
+    },
+    SERVER_TEST_TIMEOUT_MS,
+  );
 });

@@ -26,7 +26,7 @@ import type { ServiceContext } from './context';
 import { enqueueMail } from './outbox';
 import { withCurrentPassword } from './passwords';
 import { revokeAllSessions, startSession } from './sessions';
-import { recordLogin } from './users';
+import { findUserByEmail, recordLogin } from './users';
 
 /** RFC 8176 methods that are a second factor: a one-time code (TOTP or a recovery code), or a passkey. */
 export const SECOND_FACTOR_METHODS = ['otp', 'webauthn'] as const;
@@ -391,9 +391,13 @@ export async function regenerateRecoveryCodes(
  */
 export async function resetSecondFactor(
   ctx: Pick<ServiceContext, 'db' | 'access' | 'clock'>,
-  { userId, actorId, meta }: { userId: number; actorId: number; meta: RequestMeta },
-): Promise<void> {
-  await inAccessTransaction(ctx, async (scope) => {
+  {
+    userId,
+    actorId,
+    meta,
+  }: { userId: number /** null: the operator's CLI */; actorId: number | null; meta: RequestMeta },
+): Promise<{ sessionsRevoked: number }> {
+  return inAccessTransaction(ctx, async (scope) => {
     const { db } = scope;
     const [user] = await db.select({ id: users.id }).from(users).where(eq(users.id, userId)).for('update');
     if (!user) throw new AppError('not-found', { detail: 'No such user' });
@@ -408,7 +412,21 @@ export async function resetSecondFactor(
       actorId,
       details: { sessions_revoked: sessionsRevoked },
     });
+    return { sessionsRevoked };
   });
+}
+
+/**
+ * For the CLI (`reset-mfa --email`): the same for the user with this email. The way back for the only admin
+ * under MFA_REQUIRED_FOR_ADMINS who lost every factor, when no other admin can call DELETE /users/{id}/mfa.
+ */
+export async function resetSecondFactorByEmail(
+  ctx: Pick<ServiceContext, 'db' | 'access' | 'clock'>,
+  { email, meta }: { email: string; meta: RequestMeta },
+): Promise<{ email: string; sessionsRevoked: number }> {
+  const user = await findUserByEmail(ctx, { email });
+  if (!user) throw new AppError('not-found', { detail: 'No such user' });
+  return { email: user.email, ...(await resetSecondFactor(ctx, { userId: user.id, actorId: null, meta })) };
 }
 
 /**
