@@ -6,7 +6,7 @@ import { describe, expect, setDefaultTimeout, test } from 'bun:test';
 import { and, eq } from 'drizzle-orm';
 import { scratchDatabase } from '../scripts/lib/scratch-database';
 import { parseConfig } from '../src/config';
-import { auditEvents, users } from '../src/db/schema';
+import { auditEvents, mailOutbox, users } from '../src/db/schema';
 import {
   bearer,
   createTestApp,
@@ -185,6 +185,8 @@ describe('DELETE /users/{id}/mfa', () => {
       .where(and(eq(auditEvents.userId, user.id), eq(auditEvents.event, 'mfa_reset')));
     expect(event).toMatchObject({ actorId: admin.user.id });
     expect(event?.details).toMatchObject({ sessions_revoked: 2 });
+    const mail = await deps.db.select().from(mailOutbox).where(eq(mailOutbox.recipient, user.email));
+    expect(mail.map((m) => m.template)).toContain('second-factor-removed');
   });
 
   test('404 for an unknown user; 403 for a user who is not an admin', async () => {

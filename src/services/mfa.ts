@@ -369,6 +369,11 @@ export async function disableTotp(
     await db.delete(recoveryCodes).where(eq(recoveryCodes.userId, user.id));
     await db.delete(mfaChallenges).where(eq(mfaChallenges.userId, user.id));
     await recordAudit({ db }, { event: 'totp_disabled', meta, userId: user.id, actorId: user.id });
+    // The owner hears of it at once: a thief with the password and a code would turn it off first.
+    await enqueueMail(
+      { db, clock: ctx.clock },
+      { template: 'second-factor-removed', to: user.email, params: { byAdmin: false } },
+    );
   });
 }
 
@@ -390,16 +395,20 @@ export async function regenerateRecoveryCodes(
  * and every session ends (a session that logged in with the lost factor must not outlive it).
  */
 export async function resetSecondFactor(
-  ctx: Pick<ServiceContext, 'db' | 'access' | 'clock'>,
+  ctx: Pick<ServiceContext, 'db' | 'access' | 'clock' | 'mailQueued'>,
   {
     userId,
     actorId,
     meta,
   }: { userId: number /** null: the operator's CLI */; actorId: number | null; meta: RequestMeta },
 ): Promise<{ sessionsRevoked: number }> {
-  return inAccessTransaction(ctx, async (scope) => {
+  const reset = await inAccessTransaction(ctx, async (scope) => {
     const { db } = scope;
-    const [user] = await db.select({ id: users.id }).from(users).where(eq(users.id, userId)).for('update');
+    const [user] = await db
+      .select({ id: users.id, email: users.email })
+      .from(users)
+      .where(eq(users.id, userId))
+      .for('update');
     if (!user) throw new AppError('not-found', { detail: 'No such user' });
     await db.delete(totpFactors).where(eq(totpFactors.userId, userId));
     await db.delete(recoveryCodes).where(eq(recoveryCodes.userId, userId));
@@ -412,8 +421,14 @@ export async function resetSecondFactor(
       actorId,
       details: { sessions_revoked: sessionsRevoked },
     });
+    await enqueueMail(
+      { db, clock: ctx.clock },
+      { template: 'second-factor-removed', to: user.email, params: { byAdmin: true } },
+    );
     return { sessionsRevoked };
   });
+  ctx.mailQueued?.();
+  return reset;
 }
 
 /**
@@ -421,7 +436,7 @@ export async function resetSecondFactor(
  * under MFA_REQUIRED_FOR_ADMINS who lost every factor, when no other admin can call DELETE /users/{id}/mfa.
  */
 export async function resetSecondFactorByEmail(
-  ctx: Pick<ServiceContext, 'db' | 'access' | 'clock'>,
+  ctx: Pick<ServiceContext, 'db' | 'access' | 'clock' | 'mailQueued'>,
   { email, meta }: { email: string; meta: RequestMeta },
 ): Promise<{ email: string; sessionsRevoked: number }> {
   const user = await findUserByEmail(ctx, { email });
