@@ -198,10 +198,10 @@ describe('DELETE /users/{id}/mfa', () => {
   });
 });
 
-describe('bun run cli reset-mfa', () => {
+describe('the CLI', () => {
   // PostgreSQL, in PGlite runs too: the CLI is another process, and an in-memory PGlite is out of its reach.
   test(
-    'removes the second factor of the user with that email and ends their sessions; an unknown email exits 1',
+    'reset-mfa removes the second factor of the user with that email and ends their sessions; an unknown email exits 1; prune deletes spent mfa_tokens',
     async () => {
       const database = await scratchDatabase('mfa_cli', { adminUrl: POSTGRES_ADMIN_URL, migrate: 'in-process' });
       const handle = await database.open();
@@ -211,6 +211,10 @@ describe('bun run cli reset-mfa', () => {
         const user = await totpUser(app, () => clock.now());
         clock.advance(STEP_MS);
         const session = await loginWithOtp(app, user, clock.now());
+
+        // The login's mfa_token is spent: prune deletes it.
+        const pruned = await runCli(['prune'], database.env);
+        expect(pruned.stdout).toContain('deleted 1 spent or expired mfa_tokens');
 
         const reset = await runCli(['reset-mfa', '--email', user.email], database.env);
         expect(reset.code).toBe(0);

@@ -474,6 +474,15 @@ export async function issueMfaChallenge(
   return token;
 }
 
+/** Deletes every spent or expired mfa_token (`cli prune`); returns how many. A new challenge drops its user's. */
+export async function deleteEndedMfaChallenges({ db, clock }: Pick<ServiceContext, 'db' | 'clock'>): Promise<number> {
+  const deleted = await db
+    .delete(mfaChallenges)
+    .where(or(isNotNull(mfaChallenges.spentAt), lte(mfaChallenges.expiresAt, clock.now())))
+    .returning({ id: mfaChallenges.id });
+  return deleted.length;
+}
+
 const invalidMfaToken = () => new AppError('invalid-mfa-token');
 
 /**
