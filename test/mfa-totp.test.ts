@@ -229,6 +229,15 @@ describe('login with TOTP', () => {
     ).toBe(200);
   });
 
+  test('a code typed as the app shows it, with a space, works', async () => {
+    const { app, clock } = await clockedApp();
+    const user = await totpUser(app, () => clock.now());
+    clock.advance(STEP_MS);
+    const code = codeAt(user.secret, clock.now());
+    const spaced = `${code.slice(0, 3)} ${code.slice(3)}`;
+    expect((await mfaOtp(app, await mfaTokenOf(app, user.email), { otp: spaced })).status).toBe(200);
+  });
+
   test('two logins racing with one code: exactly one gets tokens', async () => {
     const { app, clock } = await clockedApp();
     const user = await totpUser(app, () => clock.now());

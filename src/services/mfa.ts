@@ -205,7 +205,9 @@ async function spendCode(
   { userId, code, pending = false, only }: SpendInput,
 ): Promise<CodeUse | null> {
   const now = clock.now();
-  if (only !== 'recovery' && TOTP_CODE.test(code)) {
+  // Apps show `123 456`; people copy the space.
+  const digits = code.replace(/\s/g, '');
+  if (only !== 'recovery' && TOTP_CODE.test(digits)) {
     const [factor] = await db
       .select()
       .from(totpFactors)
@@ -217,7 +219,7 @@ async function spendCode(
       )
       .for('update');
     const secret = factor ? await openTotpSecret(config, factor) : null;
-    const step = secret ? matchTotp(secret, code, now) : null;
+    const step = secret ? matchTotp(secret, digits, now) : null;
     if (step === null) return null;
     // Conditional on a later step than the last accepted: the replay guard, atomic under the row lock.
     const used = await db
