@@ -4,15 +4,18 @@
  * pooler test, `bun run cluster:faults` and the bench. Every answer is classed:
  * - `ok`: what the journey expects (201, 200 with the right email, 204, 401 after logout);
  * - `unavailable`: a 503/502/504 or a connection error, which a client retries (a fault may cause these);
- * - `wrong`: anything else — a valid token answered 401, a revoked one answered 200, a 500, another user's
- *   data. A fault must never cause one.
+ * - `late`: a token just logged out still accepted — by another instance that had not heard of the logout
+ *   yet (API.md allows 1 s, at p99) — and refused when asked again after that bound;
+ * - `wrong`: anything else — a valid token answered 401, a revoked one accepted past the bound, a 500,
+ *   another user's data. A fault must never cause one.
  * Registrations answered 201 and tokens whose logout answered 204 are kept, so a caller can check afterwards
  * that no acknowledged write was lost and no revoked token is accepted.
  */
 
-export type Outcome = 'ok' | 'unavailable' | 'wrong';
+export type Outcome = 'ok' | 'unavailable' | 'late' | 'wrong';
 
 export interface Answer {
+  /** When the answer came (or the request failed): a fault's window holds what it caused. */
   at: number;
   step: string;
   status: number;
@@ -27,12 +30,15 @@ export interface LoadResult {
   revoked: string[];
   /** The first few wrong answers, described, for the report. */
   wrongs: string[];
+  /** The first few refusals, described. */
+  refusals: string[];
 }
 
 const PASSWORD = 'correct horse battery staple';
 const REQUEST_TIMEOUT_MS = 15_000;
 const UNAVAILABLE = new Set([502, 503, 504]);
 const KEPT_WRONGS = 20;
+const REVOCATION_BOUND_MS = 1_000; // API.md "Revocation without a database round trip": 1 s at p99
 const RETRY_DELAY_MS = 100; // after a refusal, as a client backs off: a dead server is not hammered
 
 export interface LoadOptions {
@@ -49,7 +55,7 @@ export interface LoadOptions {
 let sequence = 0;
 
 export async function runLoad({ urls, clients, signal, journeys, tag = 'load' }: LoadOptions): Promise<LoadResult> {
-  const result: LoadResult = { answers: [], registered: [], revoked: [], wrongs: [] };
+  const result: LoadResult = { answers: [], registered: [], revoked: [], wrongs: [], refusals: [] };
   let next = 0;
   const base = () => urls[next++ % urls.length] as string;
 
@@ -59,8 +65,7 @@ export async function runLoad({ urls, clients, signal, journeys, tag = 'load' }:
     path: string,
     init: RequestInit,
     expect: (status: number, body: Record<string, unknown>) => boolean,
-  ): Promise<Record<string, unknown> | null> => {
-    const at = Date.now();
+  ): Promise<{ body: Record<string, unknown> | null; answer: Answer }> => {
     let status: number;
     let text: string;
     try {
@@ -68,8 +73,9 @@ export async function runLoad({ urls, clients, signal, journeys, tag = 'load' }:
       status = res.status;
       text = await res.text();
     } catch {
-      result.answers.push({ at, step, status: 0, outcome: 'unavailable' });
-      return null;
+      const answer: Answer = { at: Date.now(), step, status: 0, outcome: 'unavailable' };
+      result.answers.push(answer);
+      return { body: null, answer };
     }
     let body: Record<string, unknown> = {};
     try {
@@ -79,16 +85,20 @@ export async function runLoad({ urls, clients, signal, journeys, tag = 'load' }:
     }
     const good = expect(status, body);
     const outcome: Outcome = good ? 'ok' : UNAVAILABLE.has(status) ? 'unavailable' : 'wrong';
-    result.answers.push({ at, step, status, outcome });
-    if (outcome === 'wrong' && result.wrongs.length < KEPT_WRONGS) {
+    const answer: Answer = { at: Date.now(), step, status, outcome };
+    result.answers.push(answer);
+    if (outcome === 'unavailable' && result.refusals.length < KEPT_WRONGS) {
+      result.refusals.push(`${step} ${path} → ${status} ${text.slice(0, 160)}`);
+    }
+    if (outcome === 'wrong' && result.wrongs.length < KEPT_WRONGS && !(step === 'revoked' && status === 200)) {
       result.wrongs.push(`${step} ${path} → ${status} ${text.slice(0, 200)}`);
     }
-    return good ? body : null;
+    return { body: good ? body : null, answer };
   };
 
   const journey = async (client: number) => {
     const email = `${tag}-${process.pid}-${client}-${++sequence}-${Date.now().toString(36)}@example.com`;
-    const registered = await call(
+    const { body: registered } = await call(
       'register',
       '/register',
       {
@@ -100,7 +110,7 @@ export async function runLoad({ urls, clients, signal, journeys, tag = 'load' }:
     );
     if (!registered) return;
     result.registered.push({ email, password: PASSWORD });
-    const login = await call(
+    const { body: login } = await call(
       'login',
       '/token',
       { method: 'POST', body: new URLSearchParams({ username: email, password: PASSWORD }) },
@@ -111,10 +121,21 @@ export async function runLoad({ urls, clients, signal, journeys, tag = 'load' }:
     const auth = { headers: { Authorization: `Bearer ${token}` } };
     await call('me', '/users/me', auth, (status, body) => status === 200 && body.email === email);
     await call('sessions', '/users/me/sessions', auth, (status) => status === 200);
-    const loggedOut = await call('logout', '/logout', { method: 'POST', ...auth }, (status) => status === 204);
+    const { body: loggedOut } = await call(
+      'logout',
+      '/logout',
+      { method: 'POST', ...auth },
+      (status) => status === 204,
+    );
     if (!loggedOut) return;
     result.revoked.push(token);
-    await call('revoked', '/users/me', auth, (status) => status === 401);
+    const { answer: first } = await call('revoked', '/users/me', auth, (status) => status === 401);
+    if (first.status !== 200) return;
+    // Accepted at once: by an instance that may not have heard yet. Past the bound it must refuse.
+    await Bun.sleep(REVOCATION_BOUND_MS);
+    const { body: refused } = await call('revoked-again', '/users/me', auth, (status) => status === 401);
+    if (refused) first.outcome = 'late';
+    else if (result.wrongs.length < KEPT_WRONGS) result.wrongs.push('revoked /users/me → 200 past the 1 s bound');
   };
 
   await Promise.all(
@@ -133,7 +154,7 @@ export async function runLoad({ urls, clients, signal, journeys, tag = 'load' }:
 
 /** Answers by outcome within [from, to). */
 export function tally(answers: Answer[], from = 0, to = Number.POSITIVE_INFINITY) {
-  const counts = { ok: 0, unavailable: 0, wrong: 0, total: 0 };
+  const counts = { ok: 0, unavailable: 0, late: 0, wrong: 0, total: 0 };
   for (const answer of answers) {
     if (answer.at < from || answer.at >= to) continue;
     counts[answer.outcome]++;
