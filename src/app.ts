@@ -17,6 +17,7 @@ import { configureOpenAPI } from './openapi';
 import { adminRoutes } from './routes/admin';
 import { authRoutes } from './routes/auth';
 import { healthRoutes } from './routes/health';
+import { mfaRoutes } from './routes/mfa';
 import { oauthRoutes } from './routes/oauth';
 import { recoveryRoutes } from './routes/recovery';
 import { createRouter } from './routes/router';
@@ -88,6 +89,7 @@ export function createApp(deps: AppDeps) {
     .route('/', oauthRoutes)
     .route('/', recoveryRoutes)
     .route('/', userRoutes)
+    .route('/', mfaRoutes)
     .route('/', adminRoutes);
   configureOpenAPI(app, packageJson.version);
 
