@@ -184,7 +184,8 @@ async function main(): Promise<number> {
       .map((instance) => instance.name);
     const wrong = load.answers.filter((answer) => answer.outcome === 'wrong').length;
     const late = load.answers.filter((answer) => answer.outcome === 'late').length;
-    const after = tally(load.answers, windows.at(-1)?.from ?? 0);
+    const last = windows.at(-1);
+    const after = tally(load.answers, last?.from, last?.to);
 
     console.log(`\n${table(windows, load.answers)}\n`);
     console.log(`what the instances logged (warn and above):\n${instanceLog(cluster)}\n`);
