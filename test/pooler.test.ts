@@ -8,7 +8,8 @@ import { afterAll, beforeAll, describe, expect, test } from 'bun:test';
 import { runLoad, statusSummary, tally } from '../scripts/lib/load';
 import { type PgBouncer, pgbouncerBinary, startPgBouncer } from '../scripts/lib/pgbouncer';
 import { type ScratchDatabase, scratchDatabase } from '../scripts/lib/scratch-database';
-import { detectPooler } from '../src/db/client-postgres';
+import { detectPooler, openPostgresDb } from '../src/db/client-postgres';
+import { runMigrations } from '../src/db/migrate';
 import { POSTGRES_ADMIN_URL, TEST_BASE_URL } from './helpers';
 import { SERVER_TEST_TIMEOUT_MS, type ServerProcess, startServer, stopAll } from './server-process';
 
@@ -101,6 +102,44 @@ describe.skipIf(!binary || TEST_BASE_URL !== undefined)('behind a transaction-mo
       const after = await runLoad({ urls: [server.url], clients: 2, journeys: 2, tag: 'after' });
       expect(statusSummary(after.answers.filter((answer) => answer.outcome !== 'ok'))).toBe('');
       expect(tally(answers).ok).toBeGreaterThan(0);
+    },
+    LOAD_TIMEOUT_MS,
+  );
+});
+
+describe.skipIf(!binary || TEST_BASE_URL !== undefined)('behind PgBouncer with DATABASE_LISTEN_URL', () => {
+  let empty: ScratchDatabase;
+  let bouncer: PgBouncer;
+
+  beforeAll(async () => {
+    empty = await scratchDatabase('pooler_listen', { adminUrl: POSTGRES_ADMIN_URL });
+    bouncer = await startPgBouncer(empty.url as string, { poolSize: 5 });
+  }, SERVER_TEST_TIMEOUT_MS);
+
+  afterAll(async () => {
+    await stopAll();
+    await bouncer?.stop();
+    await empty?.drop();
+  }, SERVER_TEST_TIMEOUT_MS);
+
+  test('refuses to migrate through the pooler alone, saying how', async () => {
+    const handle = await openPostgresDb(bouncer.url);
+    try {
+      expect(handle).toMatchObject({ pooled: true, prepare: false, sessionUrl: undefined });
+      await expect(runMigrations(handle)).rejects.toThrow('Run `bun run cli migrate` with a direct DATABASE_URL');
+    } finally {
+      await handle.close();
+    }
+  });
+
+  test(
+    'migrates and LISTENs on the direct connection, and keeps every answer right',
+    async () => {
+      const server = await startServer({ DATABASE_URL: bouncer.url, DATABASE_LISTEN_URL: empty.url, ...NO_LIMITS });
+      expect(server.lines.filter((line) => line.includes('cannot carry LISTEN'))).toEqual([]);
+      expect(server.lines.some((line) => line.includes('access listener healthy'))).toBe(true);
+      const load = await runLoad({ urls: [server.url], clients: 4, journeys: 3, tag: 'listen' });
+      expect(statusSummary(load.answers.filter((answer) => answer.outcome !== 'ok'))).toBe('');
     },
     LOAD_TIMEOUT_MS,
   );
