@@ -18,6 +18,7 @@ import { adminRoutes } from './routes/admin';
 import { authRoutes } from './routes/auth';
 import { healthRoutes } from './routes/health';
 import { oauthRoutes } from './routes/oauth';
+import { passkeyRoutes } from './routes/passkeys';
 import { recoveryRoutes } from './routes/recovery';
 import { createRouter } from './routes/router';
 import { userRoutes } from './routes/users';
@@ -87,6 +88,7 @@ export function createApp(deps: AppDeps) {
     .route('/', authRoutes)
     .route('/', oauthRoutes)
     .route('/', recoveryRoutes)
+    .route('/', passkeyRoutes)
     .route('/', userRoutes)
     .route('/', adminRoutes);
   configureOpenAPI(app, packageJson.version);

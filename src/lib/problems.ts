@@ -82,6 +82,13 @@ export const PROBLEMS = {
     headers: { 'WWW-Authenticate': 'Basic realm="introspection", Bearer' },
     oauthError: 'invalid_client',
   },
+  // Passkeys: one answer for every way a ceremony can fail (which one is in the audit log, not the response).
+  'passkey-rejected': { status: 400, detail: 'The passkey could not be registered; start again' },
+  'passkey-login-failed': {
+    status: 401,
+    detail: 'Passkey login failed',
+    headers: { 'WWW-Authenticate': BEARER_CHALLENGE },
+  },
   'wrong-password': { status: 400, detail: 'The current password is incorrect' },
   forbidden: { status: 403, detail: 'You are not allowed to do this' },
   'rate-limited': { status: 429, detail: 'Too many attempts; try again later' },

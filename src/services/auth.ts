@@ -2,6 +2,7 @@
  * Logging in and out: the password grant, the refresh grant, logout, ending a session, and the bearer check
  * every authenticated request runs. Handlers parse and respond; the rules live here.
  */
+import type { AuthenticationResponseJSON } from '@simplewebauthn/server';
 import { inAccessTransaction } from '../access/transaction';
 import { epochSeconds } from '../lib/clock';
 import { isEmail, normalizeEmail } from '../lib/email';
@@ -11,6 +12,7 @@ import { type RequestMeta, throwIfAbandoned } from '../lib/request-meta';
 import { beginPasswordAttempt } from '../rate-limit/lockout';
 import { recordAudit } from './audit';
 import type { ServiceContext } from './context';
+import { checkPasskeyAssertion } from './passkeys';
 import { checkPassword, freshHashIfOutdated, hashOptions } from './passwords';
 import { isLive, revokeAllSessions, revokeSession, rotateRefreshToken, type Session, startSession } from './sessions';
 import type { AccessTokenClaims } from './tokens';
@@ -91,18 +93,9 @@ export async function loginWithPassword(
     throw new AppError('email-unverified');
   }
   const account = user; // narrowed, for the transaction's closure
-  let started: Awaited<ReturnType<typeof startSession>>;
+  let started: Awaited<ReturnType<typeof startLogin>>;
   try {
-    started = await inAccessTransaction(ctx, async (scope) => {
-      await recordLogin(scope, { userId: account.id, at: ctx.clock.now() });
-      await recordAudit(scope, { event: 'login_succeeded', meta, userId: account.id });
-      const session = await startSession(
-        { ...ctx, ...scope },
-        { userId: account.id, meta, amr: ['pwd'], clientId: clientId ?? null },
-      );
-      throwIfAbandoned(meta); // the last moment to roll back a login nobody will receive
-      return session;
-    });
+    started = await startLogin(ctx, { user: account, meta, amr: ['pwd'], clientId: clientId ?? null });
   } catch (error) {
     await attempt.settle('unchecked');
     throw error;
@@ -116,6 +109,50 @@ export async function loginWithPassword(
     ).catch(() => {});
   }
   return tokenPair(ctx, { user, ...started });
+}
+
+/**
+ * What every login does once the user has proved who they are, whichever way (`amr`, RFC 8176): the login
+ * time, the audit event and a new session, in one access transaction.
+ */
+async function startLogin(
+  ctx: ServiceContext,
+  { user, meta, amr, clientId }: { user: User; meta: RequestMeta; amr: string[]; clientId: string | null },
+) {
+  return inAccessTransaction(ctx, async (scope) => {
+    await recordLogin(scope, { userId: user.id, at: ctx.clock.now() });
+    await recordAudit(scope, { event: 'login_succeeded', meta, userId: user.id, details: { amr } });
+    const session = await startSession({ ...ctx, ...scope }, { userId: user.id, meta, amr, clientId });
+    throwIfAbandoned(meta); // the last moment to roll back a login nobody will receive
+    return session;
+  });
+}
+
+/**
+ * A passkey login (POST /webauthn/login/verify): the assertion checked by services/passkeys.ts, then the same
+ * session and tokens as the password grant, with `amr: ["webauthn"]`. Every failure is the same 401 (an unknown
+ * credential, a disabled user, a bad signature, a spent challenge), audited with what it was.
+ */
+export async function loginWithPasskey(
+  ctx: ServiceContext,
+  { response, meta }: { response: AuthenticationResponseJSON; meta: RequestMeta },
+): Promise<TokenPair> {
+  const assertion = await checkPasskeyAssertion(ctx, { response, meta });
+  if (!assertion.ok) {
+    throwIfAbandoned(meta);
+    await recordAudit(ctx, {
+      event: 'login_failed',
+      meta,
+      userId: assertion.user?.id ?? null,
+      details: { method: 'webauthn', reason: assertion.reason },
+    });
+    throw new AppError('passkey-login-failed');
+  }
+  const { user } = assertion;
+  if (ctx.config.EMAIL_VERIFICATION === 'required' && user.emailVerifiedAt === null) {
+    throw new AppError('email-unverified');
+  }
+  return tokenPair(ctx, { user, ...(await startLogin(ctx, { user, meta, amr: ['webauthn'], clientId: null })) });
 }
 
 /** The refresh grant (RFC 6749 §6): spends the refresh token and returns the next pair of its session. */
