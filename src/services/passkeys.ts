@@ -29,7 +29,7 @@ import {
   webauthnChallenges,
 } from '../db/schema';
 import type { Clock } from '../lib/clock';
-import { randomToken, sha256 } from '../lib/crypto';
+import { sha256 } from '../lib/crypto';
 import { AppError } from '../lib/problems';
 import type { RequestMeta } from '../lib/request-meta';
 import { recordAudit } from './audit';
@@ -116,7 +116,6 @@ export async function passkeyRegistrationOptions(
     userName: user.email,
     userDisplayName: user.email,
     userID: new TextEncoder().encode(userHandle(user.id)),
-    challenge: randomToken(),
     timeout: CEREMONY_TTL_MS,
     attestationType: 'none',
     excludeCredentials: existing.map((passkey) => ({ id: passkey.credentialId, transports: passkey.transports })),
@@ -221,7 +220,6 @@ export async function passkeyLoginOptions(
   const options = await generateAuthenticationOptions({
     rpID: config.WEBAUTHN_RP_ID,
     allowCredentials,
-    challenge: randomToken(),
     timeout: CEREMONY_TTL_MS,
     userVerification: 'required',
   });
