@@ -62,7 +62,7 @@ function authenticatorData({
 }): Uint8Array {
   const counterBytes = new Uint8Array(4);
   new DataView(counterBytes.buffer).setUint32(0, counter);
-  const parts = [sha256(rpId), new Uint8Array([flags]), counterBytes];
+  const parts: Uint8Array[] = [sha256(rpId), new Uint8Array([flags]), counterBytes];
   if (attested) {
     const length = new Uint8Array([attested.credentialId.length >> 8, attested.credentialId.length & 0xff]);
     parts.push(new Uint8Array(16), length, attested.credentialId, attested.cosePublicKey); // AAGUID: all zero
