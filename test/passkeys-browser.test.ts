@@ -97,7 +97,7 @@ describe.skipIf(!existsSync(CHROMIUM) && !process.env.CI)('passkeys in Chromium'
       const { token, email } = await loginAs(app);
       const registered = await page.evaluate(
         ([bearer, name]) =>
-          (window as unknown as { registerPasskey(t: string, n: string): Promise<unknown> }).registerPasskey(
+          (globalThis as unknown as { registerPasskey(t: string, n: string): Promise<unknown> }).registerPasskey(
             bearer,
             name,
           ),
@@ -110,7 +110,7 @@ describe.skipIf(!existsSync(CHROMIUM) && !process.env.CI)('passkeys in Chromium'
       expect(credentials[0]?.rpId).toBe('localhost');
 
       const loggedIn = (await page.evaluate(() =>
-        (window as unknown as { loginWithPasskey(): Promise<unknown> }).loginWithPasskey(),
+        (globalThis as unknown as { loginWithPasskey(): Promise<unknown> }).loginWithPasskey(),
       )) as { status: number; body: { access_token: string; token_type: string } };
       expect(loggedIn.status).toBe(200);
       expect(loggedIn.body.token_type).toBe('bearer');
