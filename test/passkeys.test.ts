@@ -136,6 +136,8 @@ describe('registering a passkey', () => {
     const response = new SoftwareAuthenticator(ORIGIN).create(await registrationOptions(token));
     const garbled = { ...response, response: { ...response.response, clientDataJSON: 'bm90IGpzb24' } };
     await expectProblem(await verifyRegistration(token, garbled), 400, 'passkey-rejected');
+    const named = await postJson(app, '/webauthn/register/options', { name: 'a\u0000b' }, bearer(token));
+    expect((await expectProblem(named, 422)).errors?.[0]?.pointer).toBe('#/name');
     const problem = await expectProblem(await verifyRegistration(token, { ...response, type: 'password' }), 422);
     expect(problem.errors?.[0]?.pointer).toBe('#/type');
   });
@@ -324,7 +326,10 @@ describe('passkey login attacks', () => {
     await expectLoginRefused(await verifyLogin(garbled));
     const truncated = { ...response, response: { ...response.response, authenticatorData: 'AAAA' } };
     await expectLoginRefused(await verifyLogin(truncated));
+    const nulChallenge = authenticator.get(await loginOptions(), { challenge: 'a\u0000b' });
+    await expectLoginRefused(await verifyLogin(nulChallenge));
     await expectProblem(await verifyLogin({ ...response, response: { signature: 'AA' } }), 422);
+    await expectProblem(await postJson(app, '/webauthn/login/options', { email: '\u0000a@a.aa' }), 422);
     await expectProblem(await postJson(app, '/webauthn/login/verify', '{"id":'), 400);
   });
 });

@@ -4,7 +4,6 @@
  * `PublicKeyCredential.toJSON()` make them.
  */
 import { createRoute } from '@hono/zod-openapi';
-import { normalizeEmail } from '../lib/email';
 import { requireAuth } from '../middleware/auth';
 import { limitByClientIp } from '../middleware/rate-limit';
 import { BEARER_SECURITY, NO_STORE } from '../schemas/common';
@@ -139,10 +138,7 @@ export const passkeyRoutes = createRouter()
   })
   .openapi(loginOptionsRoute, async (c) => {
     const { email } = c.req.valid('json') ?? {};
-    const options = await passkeyLoginOptions(c.var.ctx, {
-      email: email === undefined ? undefined : normalizeEmail(email),
-    });
-    return c.json(options, 200, NO_STORE);
+    return c.json(await passkeyLoginOptions(c.var.ctx, { email }), 200, NO_STORE);
   })
   .openapi(loginVerifyRoute, async (c) => {
     const pair = await loginWithPasskey(c.var.ctx, { response: c.req.valid('json'), meta: c.var.meta });

@@ -1,4 +1,6 @@
 import { z } from '@hono/zod-openapi';
+import { EmailRule } from '../lib/email';
+import { CONTROL_CHARACTERS } from '../lib/text';
 import type { Passkey } from '../services/passkeys';
 
 // WebAuthn's JSON encodings (WebAuthn L3 §5.1.8, §5.1.9): binary fields are base64url. The bounds are far above
@@ -27,7 +29,10 @@ export const RegistrationResponseSchema = z
       clientDataJSON: base64url(MAX_BINARY_CHARS),
       attestationObject: base64url(MAX_BINARY_CHARS),
       authenticatorData: base64url(MAX_BINARY_CHARS).optional(),
-      transports: z.array(z.string().max(32)).max(16).optional(),
+      transports: z
+        .array(z.string().regex(/^[a-z0-9-]{1,32}$/, 'Must be a transport name such as "internal" or "usb"'))
+        .max(16)
+        .optional(),
       publicKeyAlgorithm: z.number().int().optional(),
       publicKey: base64url(MAX_BINARY_CHARS).optional(),
     }),
@@ -59,6 +64,7 @@ export const PasskeyRegistrationRequestSchema = z
       .trim()
       .min(1)
       .max(100)
+      .refine((name) => !CONTROL_CHARACTERS.test(name), 'Must not contain control characters')
       .optional()
       .openapi({ description: 'What the passkey is called in your list (default "Passkey")', example: 'Laptop' }),
   })
@@ -66,8 +72,9 @@ export const PasskeyRegistrationRequestSchema = z
 
 export const PasskeyLoginRequestSchema = z
   .object({
-    email: z.string().max(320).optional().openapi({
+    email: EmailRule.optional().openapi({
       description: "Offer only this account's passkeys; omit it for discoverable passkeys (no email typed)",
+      format: 'email',
     }),
   })
   .openapi('PasskeyLoginRequest');

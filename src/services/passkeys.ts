@@ -39,6 +39,7 @@ export type { Passkey };
 /** How long a ceremony may take, from its options to its verification: the browser's timeout too. */
 const CEREMONY_TTL_MS = 5 * 60 * 1000; // 5 minutes
 export const DEFAULT_PASSKEY_NAME = 'Passkey';
+const CHALLENGE = /^[A-Za-z0-9_-]{43}$/; // 32 random bytes, as generateRegistrationOptions makes them
 
 interface PasskeyDeps {
   db: Database;
@@ -76,7 +77,8 @@ async function spendChallenge(
   } catch {
     return undefined;
   }
-  if (typeof challenge !== 'string') return undefined;
+  // Ours are 32 bytes in base64url; anything else is no challenge of ours (and a NUL would not reach the query).
+  if (typeof challenge !== 'string' || !CHALLENGE.test(challenge)) return undefined;
   const conditions = [
     eq(webauthnChallenges.challenge, challenge),
     eq(webauthnChallenges.ceremony, ceremony),
