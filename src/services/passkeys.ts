@@ -39,7 +39,7 @@ export type { Passkey };
 /** How long a ceremony may take, from its options to its verification: the browser's timeout too. */
 const CEREMONY_TTL_MS = 5 * 60 * 1000; // 5 minutes
 export const DEFAULT_PASSKEY_NAME = 'Passkey';
-const CHALLENGE = /^[A-Za-z0-9_-]{43}$/; // 32 random bytes, as generateRegistrationOptions makes them
+const CHALLENGE = /^[A-Za-z0-9_-]{43}$/; // 32 random bytes in base64url, as @simplewebauthn/server makes them
 
 interface PasskeyDeps {
   db: Database;
