@@ -17,6 +17,7 @@ import { configureOpenAPI } from './openapi';
 import { adminRoutes } from './routes/admin';
 import { authRoutes } from './routes/auth';
 import { healthRoutes } from './routes/health';
+import { mfaRoutes } from './routes/mfa';
 import { oauthRoutes } from './routes/oauth';
 import { passkeyRoutes } from './routes/passkeys';
 import { recoveryRoutes } from './routes/recovery';
@@ -90,6 +91,7 @@ export function createApp(deps: AppDeps) {
     .route('/', recoveryRoutes)
     .route('/', passkeyRoutes)
     .route('/', userRoutes)
+    .route('/', mfaRoutes)
     .route('/', adminRoutes);
   configureOpenAPI(app, packageJson.version);
 

@@ -12,6 +12,7 @@ import { type RequestMeta, throwIfAbandoned } from '../lib/request-meta';
 import { beginPasswordAttempt } from '../rate-limit/lockout';
 import { recordAudit } from './audit';
 import type { ServiceContext } from './context';
+import { completeMfaChallenge, hasSecondFactor, issueMfaChallenge } from './mfa';
 import { checkPasskeyAssertion } from './passkeys';
 import { checkPassword, freshHashIfOutdated, hashOptions } from './passwords';
 import { isLive, revokeAllSessions, revokeSession, rotateRefreshToken, type Session, startSession } from './sessions';
@@ -92,6 +93,13 @@ export async function loginWithPassword(
     await attempt.settle('unchecked');
     throw new AppError('email-unverified');
   }
+  // The same goes for a second factor: the password alone opens nothing, it earns an mfa_token for the next step.
+  if (await hasSecondFactor(ctx, { userId: user.id })) {
+    await attempt.settle('unchecked');
+    throwIfAbandoned(meta);
+    const mfaToken = await issueMfaChallenge(ctx, { userId: user.id, clientId: clientId ?? null, meta });
+    throw new AppError('mfa-required', { extensions: { mfa_token: mfaToken } });
+  }
   const account = user; // narrowed, for the transaction's closure
   let started: Awaited<ReturnType<typeof startLogin>>;
   try {
@@ -153,6 +161,18 @@ export async function loginWithPasskey(
     throw new AppError('email-unverified');
   }
   return tokenPair(ctx, { user, ...(await startLogin(ctx, { user, meta, amr: ['webauthn'], clientId: null })) });
+}
+
+/**
+ * grant_type=mfa_otp: the second step of a login whose password grant answered `mfa-required`, with a TOTP
+ * code or a recovery code (services/mfa.ts completeMfaChallenge has the rules). The tokens carry
+ * `amr: ["pwd","otp"]`, and so does the session, so every refresh keeps it.
+ */
+export async function loginWithSecondFactor(
+  ctx: ServiceContext,
+  input: { mfaToken: string; code: string; method: 'totp' | 'recovery'; meta: RequestMeta },
+): Promise<TokenPair> {
+  return tokenPair(ctx, await completeMfaChallenge(ctx, input));
 }
 
 /** The refresh grant (RFC 6749 §6): spends the refresh token and returns the next pair of its session. */
