@@ -15,6 +15,7 @@ import {
   type TestApp,
   uniqueEmail,
 } from './helpers';
+import { loginWithOtp, totpUser } from './support/mfa';
 import { b64url, FLAGS, SoftwareAuthenticator, type StoredCredential } from './support/webauthn';
 
 const ORIGIN = 'http://localhost:8000';
@@ -61,6 +62,13 @@ async function userWithPasskey(authenticator = new SoftwareAuthenticator(ORIGIN)
   return { ...user, authenticator, passkey };
 }
 
+/** A login with the authenticator's passkey: its token (amr ["webauthn"]) is what step-up asks for once a user has one. */
+async function passkeyToken(authenticator: SoftwareAuthenticator, on: TestApp = app) {
+  const res = await verifyLogin(authenticator.get(await loginOptions({}, on)), on);
+  expect(res.status).toBe(200);
+  return (await json<TokenBody>(res)).access_token;
+}
+
 const claimsOf = (token: string) =>
   JSON.parse(Buffer.from(token.split('.')[1] as string, 'base64url').toString()) as { sub: string; amr: string[] };
 
@@ -86,11 +94,11 @@ describe('registering a passkey', () => {
   });
 
   test('answers 201 {id, name, created_at} and excludes the passkey from the next registration', async () => {
-    const { token, passkey } = await userWithPasskey(undefined, 'Laptop');
+    const { authenticator, passkey } = await userWithPasskey(undefined, 'Laptop');
     expect(passkey.name).toBe('Laptop');
     expect(passkey.id).toMatch(/^[0-9a-f-]{36}$/);
     expect(Number.isNaN(Date.parse(passkey.created_at))).toBe(false);
-    const next = await registrationOptions(token);
+    const next = await registrationOptions(await passkeyToken(authenticator));
     expect(next.excludeCredentials?.length).toBe(1);
   });
 
@@ -124,7 +132,9 @@ describe('registering a passkey', () => {
     const options = await registrationOptions(token);
     const authenticator = new SoftwareAuthenticator(ORIGIN);
     expect((await verifyRegistration(token, authenticator.create(options))).status).toBe(201);
-    await expectProblem(await verifyRegistration(token, authenticator.create(options)), 400, 'passkey-rejected');
+    // Now that the user has a passkey, adding another needs a login with it (step-up).
+    const stepped = await passkeyToken(authenticator);
+    await expectProblem(await verifyRegistration(stepped, authenticator.create(options)), 400, 'passkey-rejected');
   });
 
   test('needs a bearer token', async () => {
@@ -165,7 +175,8 @@ describe('logging in with a passkey', () => {
   });
 
   test('with an email: the options list that account’s passkeys, and any of them logs in', async () => {
-    const { email, token, authenticator, user } = await userWithPasskey();
+    const { email, authenticator, user } = await userWithPasskey();
+    const token = await passkeyToken(authenticator);
     const second = new SoftwareAuthenticator(ORIGIN);
     expect((await verifyRegistration(token, second.create(await registrationOptions(token)))).status).toBe(201);
     const options = await loginOptions({ email: email.toUpperCase() });
@@ -290,7 +301,8 @@ describe('passkey login attacks', () => {
   });
 
   test('a removed passkey no longer logs in; removing it again, or removing another user’s, is a 404', async () => {
-    const { token, authenticator, passkey } = await userWithPasskey();
+    const { authenticator, passkey } = await userWithPasskey();
+    const token = await passkeyToken(authenticator);
     const other = await loginAs(app);
     const remove = (id: string, as: string) =>
       app.request(`/users/me/passkeys/${id}`, { method: 'DELETE', headers: bearer(as) });
@@ -342,5 +354,115 @@ describe('passkey login rate limits', () => {
     const refused = await postJson(limited.app, '/webauthn/login/options', {});
     await expectProblem(refused, 429, 'rate-limited');
     expect(Number(refused.headers.get('Retry-After'))).toBeGreaterThan(0);
+  });
+});
+
+describe('passkeys as a second factor', () => {
+  const STEP_MS = 30_000; // one TOTP step: each code works once
+  const now = () => clock.now();
+  const send = (method: string, path: string, token: string, body?: unknown, on: TestApp = app) =>
+    on.request(path, {
+      method,
+      headers: { ...bearer(token), 'Content-Type': 'application/json' },
+      body: body === undefined ? undefined : JSON.stringify(body),
+    });
+  const mfaOf = async (token: string) =>
+    json<{ passkeys: { id: string; name: string; created_at: string; last_used_at: string | null }[] }>(
+      await send('GET', '/users/me/mfa', token),
+    );
+
+  test('GET /users/me/mfa lists the passkeys, oldest first, with when each was last used', async () => {
+    const { authenticator, passkey } = await userWithPasskey(undefined, 'Laptop');
+    const token = await passkeyToken(authenticator);
+    clock.advance(1000); // the app's clock stands still otherwise: the second passkey is a second younger
+    const phone = new SoftwareAuthenticator(ORIGIN);
+    const second = await verifyRegistration(token, phone.create(await registrationOptions(token, { name: 'Phone' })));
+    expect(second.status).toBe(201);
+    expect((await verifyLogin(authenticator.get(await loginOptions()))).status).toBe(200);
+    const { passkeys } = await mfaOf(token);
+    expect(passkeys.map(({ name }) => name)).toEqual(['Laptop', 'Phone']);
+    expect(passkeys[0]).toEqual({
+      id: passkey.id,
+      name: 'Laptop',
+      created_at: passkey.created_at,
+      last_used_at: now().toISOString(),
+    });
+    expect(passkeys[1]?.last_used_at).toBeNull();
+  });
+
+  test('the password alone no longer logs in a user whose only factor is a passkey: 403 naming webauthn', async () => {
+    const { email, password, authenticator, user } = await userWithPasskey();
+    const res = await app.request('/token', {
+      method: 'POST',
+      body: new URLSearchParams({ username: email, password }),
+    });
+    const problem = (await expectProblem(res, 403, 'mfa-required')) as unknown as { methods: string[]; detail: string };
+    expect(problem.methods).toEqual(['webauthn']);
+    expect(problem.detail).toContain('/webauthn/login/options');
+    // The client finishes with the passkey, and no password at all.
+    const tokens = await json<TokenBody>(await verifyLogin(authenticator.get(await loginOptions({ email }))));
+    expect(claimsOf(tokens.access_token)).toMatchObject({ sub: String(user.id), amr: ['webauthn'] });
+  });
+
+  test('with TOTP and a passkey, adding or removing a passkey needs step-up, and a passkey login gives it', async () => {
+    const user = await totpUser(app, now); // user.token: the enrolling session's, amr ["pwd"]
+    await expectProblem(
+      await send('POST', '/webauthn/register/options', user.token, {}),
+      401,
+      'insufficient-user-authentication',
+    );
+    clock.advance(STEP_MS);
+    const { token } = await loginWithOtp(app, user, now());
+    const authenticator = new SoftwareAuthenticator(ORIGIN);
+    const created = await verifyRegistration(token, authenticator.create(await registrationOptions(token)));
+    const { id } = await json<{ id: string }>(created);
+    const res = await app.request('/token', {
+      method: 'POST',
+      body: new URLSearchParams({ username: user.email, password: user.password }),
+    });
+    expect(((await expectProblem(res, 403, 'mfa-required')) as unknown as { methods: string[] }).methods).toEqual([
+      'otp',
+      'webauthn',
+    ]);
+    await expectProblem(
+      await send('DELETE', `/users/me/passkeys/${id}`, user.token),
+      401,
+      'insufficient-user-authentication',
+    );
+
+    const passkeyLogin = await json<TokenBody>(await verifyLogin(authenticator.get(await loginOptions())));
+    const changed = await send('PUT', '/users/me/password', passkeyLogin.access_token, {
+      current_password: user.password,
+      new_password: 'quiet violet ferry lantern',
+    });
+    expect(changed.status).toBe(204);
+  });
+
+  test("the admin's DELETE /users/{id}/mfa removes the passkeys too", async () => {
+    const { email, password, authenticator, user } = await userWithPasskey();
+    expect((await send('DELETE', `/users/${user.id}/mfa`, admin.token)).status).toBe(204);
+    await expectLoginRefused(await verifyLogin(authenticator.get(await loginOptions())));
+    const res = await app.request('/token', {
+      method: 'POST',
+      body: new URLSearchParams({ username: email, password }),
+    });
+    expect(res.status).toBe(200); // no factor left: the password logs in again
+    expect((await mfaOf((await json<TokenBody>(res)).access_token)).passkeys).toEqual([]);
+  });
+
+  test('under MFA_REQUIRED_FOR_ADMINS an admin enrols with a passkey, and its login opens the admin routes', async () => {
+    const strict = await createTestApp({ env: { WEBAUTHN_ORIGINS: ORIGIN, MFA_REQUIRED_FOR_ADMINS: 'true' } });
+    const enrolling = await loginAsAdmin(strict.app, strict.deps);
+    await expectProblem(
+      await send('GET', '/users', enrolling.token, undefined, strict.app),
+      403,
+      'mfa-enrolment-required',
+    );
+    const authenticator = new SoftwareAuthenticator(ORIGIN);
+    const options = await registrationOptions(enrolling.token, {}, strict.app);
+    expect((await verifyRegistration(enrolling.token, authenticator.create(options), strict.app)).status).toBe(201);
+    const res = await verifyLogin(authenticator.get(await loginOptions({}, strict.app)), strict.app);
+    const { access_token } = await json<TokenBody>(res);
+    expect((await send('GET', '/users', access_token, undefined, strict.app)).status).toBe(200);
   });
 });

@@ -4,10 +4,17 @@
  * `PublicKeyCredential.toJSON()` make them.
  */
 import { createRoute } from '@hono/zod-openapi';
-import { requireAuth } from '../middleware/auth';
+import { requireAuth, requireAuthToEnrol, requireStepUp } from '../middleware/auth';
 import { limitByClientIp } from '../middleware/rate-limit';
 import { BEARER_SECURITY, NO_STORE } from '../schemas/common';
-import { BAD_BODY, problemResponses, UNAUTHENTICATED, UNAVAILABLE } from '../schemas/problem';
+import {
+  BAD_BODY,
+  problemResponses,
+  STEP_UP,
+  UNAUTHENTICATED,
+  UNAUTHENTICATED_ENROLLING,
+  UNAVAILABLE,
+} from '../schemas/problem';
 import { TokenSchema, toTokenResponse } from '../schemas/token';
 import {
   AuthenticationResponseSchema,
@@ -36,13 +43,15 @@ export const registrationOptionsRoute = createRoute({
   summary: 'Begin registering a passkey',
   description:
     'Options for `navigator.credentials.create()`: your passkeys are excluded, user verification is required, ' +
-    `a discoverable credential preferred. ${CEREMONY_NOTE}`,
-  middleware: [requireAuth] as const,
+    `a discoverable credential preferred. ${CEREMONY_NOTE} A passkey is a second factor: a user who has one ` +
+    'needs a token of a login with it (else 401 `insufficient-user-authentication`); an admin who still has to ' +
+    'enrol one under MFA_REQUIRED_FOR_ADMINS may.',
+  middleware: [requireAuthToEnrol, requireStepUp] as const,
   security: BEARER_SECURITY,
   request: { body: { required: false, content: { 'application/json': { schema: PasskeyRegistrationRequestSchema } } } },
   responses: {
     200: { description: 'The creation options', content: { 'application/json': { schema: CreationOptionsSchema } } },
-    ...problemResponses(...BAD_BODY, ...UNAUTHENTICATED, ...UNAVAILABLE),
+    ...problemResponses(...BAD_BODY, ...UNAUTHENTICATED_ENROLLING, ...STEP_UP, ...UNAVAILABLE),
   },
 });
 
@@ -56,12 +65,12 @@ export const registrationVerifyRoute = createRoute({
     "The authenticator's answer to the options of `POST /webauthn/register/options`, from the same user. 400 for " +
     'any failure: no such challenge of yours, wrong origin or RP id, no user verification, a bad attestation, ' +
     'a passkey registered already.',
-  middleware: [requireAuth] as const,
+  middleware: [requireAuthToEnrol, requireStepUp] as const,
   security: BEARER_SECURITY,
   request: { body: { required: true, content: { 'application/json': { schema: RegistrationResponseSchema } } } },
   responses: {
     201: { description: 'Registered', content: { 'application/json': { schema: PasskeyCreatedSchema } } },
-    ...problemResponses(...BAD_BODY, 'passkey-rejected', ...UNAUTHENTICATED, ...UNAVAILABLE),
+    ...problemResponses(...BAD_BODY, 'passkey-rejected', ...UNAUTHENTICATED_ENROLLING, ...STEP_UP, ...UNAVAILABLE),
   },
 });
 
@@ -116,13 +125,15 @@ export const deletePasskeyRoute = createRoute({
   operationId: 'deletePasskey',
   tags: ['passkeys'],
   summary: 'Remove one of your passkeys',
-  description: 'It can no longer log in. Sessions it started go on (end them at `/users/me/sessions`).',
-  middleware: [requireAuth] as const,
+  description:
+    'It can no longer log in. Sessions it started go on (end them at `/users/me/sessions`). Needs a token of a ' +
+    'login with the second factor (else 401 `insufficient-user-authentication`).',
+  middleware: [requireAuth, requireStepUp] as const,
   security: BEARER_SECURITY,
   request: { params: PasskeyIdParamSchema },
   responses: {
     204: { description: 'Removed' },
-    ...problemResponses(...UNAUTHENTICATED, 'not-found', 'validation', ...UNAVAILABLE),
+    ...problemResponses(...UNAUTHENTICATED, ...STEP_UP, 'not-found', 'validation', ...UNAVAILABLE),
   },
 });
 

@@ -12,12 +12,15 @@ import { type RequestMeta, throwIfAbandoned } from '../lib/request-meta';
 import { beginPasswordAttempt } from '../rate-limit/lockout';
 import { recordAudit } from './audit';
 import type { ServiceContext } from './context';
-import { completeMfaChallenge, hasSecondFactor, issueMfaChallenge } from './mfa';
+import { completeMfaChallenge, issueMfaChallenge, secondFactorMethods } from './mfa';
 import { checkPasskeyAssertion } from './passkeys';
 import { checkPassword, freshHashIfOutdated, hashOptions } from './passwords';
 import { isLive, revokeAllSessions, revokeSession, rotateRefreshToken, type Session, startSession } from './sessions';
 import type { AccessTokenClaims } from './tokens';
 import { findUserByEmail, recordLogin, replacePasswordHash, type User } from './users';
+
+const PASSKEY_ONLY_DETAIL =
+  'A second factor is required: log in with your passkey (POST /webauthn/login/options, then /webauthn/login/verify)';
 
 /** What a successful grant hands out (RFC 6749 §5.1 names them in the response). */
 export interface TokenPair {
@@ -93,12 +96,18 @@ export async function loginWithPassword(
     await attempt.settle('unchecked');
     throw new AppError('email-unverified');
   }
-  // The same goes for a second factor: the password alone opens nothing, it earns an mfa_token for the next step.
-  if (await hasSecondFactor(ctx, { userId: user.id })) {
+  // The same goes for a second factor: the password alone opens nothing, it earns an mfa_token for the next step
+  // (grant_type=mfa_otp), and `methods` says which steps there are: a user whose only factor is a passkey
+  // finishes with a passkey login instead, which needs no password at all.
+  const methods = await secondFactorMethods(ctx, { userId: user.id });
+  if (methods.length > 0) {
     await attempt.settle('unchecked');
     throwIfAbandoned(meta);
     const mfaToken = await issueMfaChallenge(ctx, { userId: user.id, clientId: clientId ?? null, meta });
-    throw new AppError('mfa-required', { extensions: { mfa_token: mfaToken } });
+    throw new AppError('mfa-required', {
+      extensions: { mfa_token: mfaToken, methods },
+      ...(methods.includes('otp') ? {} : { detail: PASSKEY_ONLY_DETAIL }),
+    });
   }
   const account = user; // narrowed, for the transaction's closure
   let started: Awaited<ReturnType<typeof startLogin>>;
