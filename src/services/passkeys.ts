@@ -4,6 +4,7 @@
  * other grant's. Challenges live in the database (webauthn_challenges), so a ceremony begun on one instance
  * finishes on any other; each is spent by the one DELETE that finds it.
  */
+import '../lib/reflect-metadata'; // first: before @simplewebauthn/server (lib/reflect-metadata.ts says why)
 import {
   type AuthenticationResponseJSON,
   generateAuthenticationOptions,
