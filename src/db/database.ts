@@ -9,4 +9,19 @@ export type Database = PgDatabase<PgQueryResultHKT, typeof schema>;
 export type DatabaseHandle = {
   db: Database;
   close(): Promise<void>;
-} & ({ driver: 'postgres'; url: string } | { driver: 'pglite' /** for LISTEN, in process */; client: PGlite });
+} & (
+  | {
+      driver: 'postgres';
+      url: string;
+      /** Whether named prepared statements are used (DATABASE_PREPARED_STATEMENTS). */
+      prepare: boolean;
+      /** Whether a connection pooler stands between the service and PostgreSQL (client-postgres detectPooler). */
+      pooled: boolean;
+      /**
+       * Where work that needs one backend for a whole session goes — LISTEN and the migration lock:
+       * DATABASE_LISTEN_URL, else DATABASE_URL unless that goes through a pooler; undefined when neither.
+       */
+      sessionUrl: string | undefined;
+    }
+  | { driver: 'pglite' /** for LISTEN, in process */; client: PGlite }
+);
