@@ -19,6 +19,7 @@ import { authRoutes } from './routes/auth';
 import { healthRoutes } from './routes/health';
 import { mfaRoutes } from './routes/mfa';
 import { oauthRoutes } from './routes/oauth';
+import { passkeyRoutes } from './routes/passkeys';
 import { recoveryRoutes } from './routes/recovery';
 import { createRouter } from './routes/router';
 import { userRoutes } from './routes/users';
@@ -88,6 +89,7 @@ export function createApp(deps: AppDeps) {
     .route('/', authRoutes)
     .route('/', oauthRoutes)
     .route('/', recoveryRoutes)
+    .route('/', passkeyRoutes)
     .route('/', userRoutes)
     .route('/', mfaRoutes)
     .route('/', adminRoutes);

@@ -2,6 +2,7 @@
  * Logging in and out: the password grant, the refresh grant, logout, ending a session, and the bearer check
  * every authenticated request runs. Handlers parse and respond; the rules live here.
  */
+import type { AuthenticationResponseJSON } from '@simplewebauthn/server';
 import { inAccessTransaction } from '../access/transaction';
 import { isDatabaseError } from '../db/errors';
 import { epochSeconds } from '../lib/clock';
@@ -13,11 +14,15 @@ import { type RequestMeta, throwIfAbandoned } from '../lib/request-meta';
 import { beginPasswordAttempt } from '../rate-limit/lockout';
 import { recordAudit } from './audit';
 import type { ServiceContext } from './context';
-import { completeMfaChallenge, hasSecondFactor, issueMfaChallenge } from './mfa';
+import { completeMfaChallenge, issueMfaChallenge, secondFactorMethods } from './mfa';
+import { checkPasskeyAssertion } from './passkeys';
 import { checkPassword, freshHashIfOutdated, hashOptions } from './passwords';
 import { isLive, revokeAllSessions, revokeSession, rotateRefreshToken, type Session, startSession } from './sessions';
 import type { AccessTokenClaims } from './tokens';
 import { findUserByEmail, recordLogin, replacePasswordHash, type User } from './users';
+
+const PASSKEY_ONLY_DETAIL =
+  'A second factor is required: log in with your passkey (POST /webauthn/login/options, then /webauthn/login/verify)';
 
 /** What a successful grant hands out (RFC 6749 §5.1 names them in the response). */
 export interface TokenPair {
@@ -93,26 +98,23 @@ export async function loginWithPassword(
     await attempt.settle('unchecked');
     throw new AppError('email-unverified');
   }
-  // The same goes for a second factor: the password alone opens nothing, it earns an mfa_token for the next step.
-  if (await hasSecondFactor(ctx, { userId: user.id })) {
+  // The same goes for a second factor: the password alone opens nothing, it earns an mfa_token for the next step
+  // (grant_type=mfa_otp), and `methods` says which steps there are: a user whose only factor is a passkey
+  // finishes with a passkey login instead, which needs no password at all.
+  const methods = await secondFactorMethods(ctx, { userId: user.id });
+  if (methods.length > 0) {
     await attempt.settle('unchecked');
     throwIfAbandoned(meta);
     const mfaToken = await issueMfaChallenge(ctx, { userId: user.id, clientId: clientId ?? null, meta });
-    throw new AppError('mfa-required', { extensions: { mfa_token: mfaToken } });
+    throw new AppError('mfa-required', {
+      extensions: { mfa_token: mfaToken, methods },
+      ...(methods.includes('otp') ? {} : { detail: PASSKEY_ONLY_DETAIL }),
+    });
   }
   const account = user; // narrowed, for the transaction's closure
-  let started: Awaited<ReturnType<typeof startSession>>;
+  let started: Awaited<ReturnType<typeof startLogin>>;
   try {
-    started = await inAccessTransaction(ctx, async (scope) => {
-      await recordLogin(scope, { userId: account.id, at: ctx.clock.now() });
-      await recordAudit(scope, { event: 'login_succeeded', meta, userId: account.id });
-      const session = await startSession(
-        { ...ctx, ...scope },
-        { userId: account.id, meta, amr: ['pwd'], clientId: clientId ?? null },
-      );
-      throwIfAbandoned(meta); // the last moment to roll back a login nobody will receive
-      return session;
-    });
+    started = await startLogin(ctx, { user: account, meta, amr: ['pwd'], clientId: clientId ?? null });
   } catch (error) {
     await attempt.settle('unchecked');
     throw error;
@@ -126,6 +128,50 @@ export async function loginWithPassword(
     ).catch(() => {});
   }
   return tokenPair(ctx, { user, ...started });
+}
+
+/**
+ * What every login does once the user has proved who they are, whichever way (`amr`, RFC 8176): the login
+ * time, the audit event and a new session, in one access transaction.
+ */
+async function startLogin(
+  ctx: ServiceContext,
+  { user, meta, amr, clientId }: { user: User; meta: RequestMeta; amr: string[]; clientId: string | null },
+) {
+  return inAccessTransaction(ctx, async (scope) => {
+    await recordLogin(scope, { userId: user.id, at: ctx.clock.now() });
+    await recordAudit(scope, { event: 'login_succeeded', meta, userId: user.id, details: { amr } });
+    const session = await startSession({ ...ctx, ...scope }, { userId: user.id, meta, amr, clientId });
+    throwIfAbandoned(meta); // the last moment to roll back a login nobody will receive
+    return session;
+  });
+}
+
+/**
+ * A passkey login (POST /webauthn/login/verify): the assertion checked by services/passkeys.ts, then the same
+ * session and tokens as the password grant, with `amr: ["webauthn"]`. Every failure is the same 401 (an unknown
+ * credential, a disabled user, a bad signature, a spent challenge), audited with what it was.
+ */
+export async function loginWithPasskey(
+  ctx: ServiceContext,
+  { response, meta }: { response: AuthenticationResponseJSON; meta: RequestMeta },
+): Promise<TokenPair> {
+  const assertion = await checkPasskeyAssertion(ctx, { response, meta });
+  if (!assertion.ok) {
+    throwIfAbandoned(meta);
+    await recordAudit(ctx, {
+      event: 'login_failed',
+      meta,
+      userId: assertion.user?.id ?? null,
+      details: { method: 'webauthn', reason: assertion.reason },
+    });
+    throw new AppError('passkey-login-failed');
+  }
+  const { user } = assertion;
+  if (ctx.config.EMAIL_VERIFICATION === 'required' && user.emailVerifiedAt === null) {
+    throw new AppError('email-unverified');
+  }
+  return tokenPair(ctx, { user, ...(await startLogin(ctx, { user, meta, amr: ['webauthn'], clientId: null })) });
 }
 
 /**

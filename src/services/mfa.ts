@@ -8,12 +8,22 @@
  * once: the step of the last accepted code is stored, and a code of that step or an earlier one is refused
  * (RFC 6238 §5.2), atomically, so two requests racing with one code cannot both pass.
  */
-import { and, count, eq, isNotNull, isNull, lt, lte, or, sql } from 'drizzle-orm';
+import { and, count, eq, exists, isNotNull, isNull, lt, lte, or, sql } from 'drizzle-orm';
 import QRCode from 'qrcode';
 import { type AccessScope, inAccessTransaction } from '../access/transaction';
 import type { Config } from '../config';
 import type { Database } from '../db/database';
-import { mfaChallenges, recoveryCodes, type Session, totpFactors, type User, users } from '../db/schema';
+import {
+  mfaChallenges,
+  type Passkey,
+  passkeys,
+  recoveryCodes,
+  type Session,
+  totpFactors,
+  type User,
+  users,
+  webauthnChallenges,
+} from '../db/schema';
 import { base64url, randomToken, sha256 } from '../lib/crypto';
 import { clientKey } from '../lib/ip';
 import { deriveKeyEncryptionKey, seal, unseal } from '../lib/key-crypto';
@@ -24,12 +34,14 @@ import { beginPasswordAttempt } from '../rate-limit/lockout';
 import { recordAudit } from './audit';
 import type { ServiceContext } from './context';
 import { enqueueMail } from './outbox';
+import { listPasskeys } from './passkeys';
 import { withCurrentPassword } from './passwords';
 import { revokeAllSessions, startSession } from './sessions';
 import { findUserByEmail, recordLogin } from './users';
 
 /** RFC 8176 methods that are a second factor: a one-time code (TOTP or a recovery code), or a passkey. */
 export const SECOND_FACTOR_METHODS = ['otp', 'webauthn'] as const;
+export type SecondFactorMethod = (typeof SECOND_FACTOR_METHODS)[number];
 /** A login finished with a TOTP or a recovery code: both are one-time passwords (RFC 8176 §2 `otp`). */
 export const OTP_AMR = ['pwd', 'otp'];
 
@@ -54,14 +66,29 @@ type Ctx = Pick<
 export const hasSecondFactorMethod = (amr: readonly string[]): boolean =>
   SECOND_FACTOR_METHODS.some((method) => amr.includes(method));
 
-/** Whether the user has a second factor (a confirmed TOTP): their logins then need it, and so do sensitive actions. */
-export async function hasSecondFactor({ db }: { db: Database }, { userId }: { userId: number }): Promise<boolean> {
-  const [factor] = await db
-    .select({ userId: totpFactors.userId })
+/**
+ * How a user proves a second factor, by RFC 8176 name: `otp` (a confirmed TOTP, and its recovery codes) and
+ * `webauthn` (a passkey); empty without one. With any, their logins need it, and so do sensitive actions.
+ */
+export async function secondFactorMethods(
+  { db }: { db: Database },
+  { userId }: { userId: number },
+): Promise<SecondFactorMethod[]> {
+  const confirmedTotp = db
+    .select({ one: sql`1` })
     .from(totpFactors)
-    .where(and(eq(totpFactors.userId, userId), isNotNull(totpFactors.confirmedAt)))
-    .limit(1);
-  return factor !== undefined;
+    .where(and(eq(totpFactors.userId, userId), isNotNull(totpFactors.confirmedAt)));
+  const anyPasskey = db.select({ one: sql`1` }).from(passkeys).where(eq(passkeys.userId, userId));
+  const [row] = await db
+    .select({ otp: sql<boolean>`${exists(confirmedTotp)}`, webauthn: sql<boolean>`${exists(anyPasskey)}` })
+    .from(users)
+    .where(eq(users.id, userId));
+  return SECOND_FACTOR_METHODS.filter((method) => row?.[method] === true);
+}
+
+/** Whether the user has a second factor (a confirmed TOTP or a passkey). */
+export async function hasSecondFactor(ctx: { db: Database }, { userId }: { userId: number }): Promise<boolean> {
+  return (await secondFactorMethods(ctx, { userId })).length > 0;
 }
 
 /**
@@ -83,12 +110,7 @@ export async function needsStepUp(
   return !hasSecondFactorMethod(amr) && (await hasSecondFactor(ctx, { userId: user.id }));
 }
 
-export interface PasskeySummary {
-  id: string;
-  name: string;
-  createdAt: Date;
-  lastUsedAt: Date | null;
-}
+export type PasskeySummary = Pick<Passkey, 'id' | 'name' | 'createdAt' | 'lastUsedAt'>;
 
 export interface MfaSummary {
   totp: { enabled: boolean; createdAt: Date | null };
@@ -98,7 +120,7 @@ export interface MfaSummary {
 
 /** GET /users/me/mfa: the user's factors, never a secret. */
 export async function getMfaSummary({ db }: { db: Database }, { userId }: { userId: number }): Promise<MfaSummary> {
-  const [[factor], [left]] = await Promise.all([
+  const [[factor], [left], keys] = await Promise.all([
     db
       .select({ confirmedAt: totpFactors.confirmedAt })
       .from(totpFactors)
@@ -107,10 +129,11 @@ export async function getMfaSummary({ db }: { db: Database }, { userId }: { user
       .select({ n: count() })
       .from(recoveryCodes)
       .where(and(eq(recoveryCodes.userId, userId), isNull(recoveryCodes.usedAt))),
+    listPasskeys({ db }, { userId }),
   ]);
   return {
     totp: { enabled: factor !== undefined, createdAt: factor?.confirmedAt ?? null },
-    passkeys: [],
+    passkeys: keys.map(({ id, name, createdAt, lastUsedAt }) => ({ id, name, createdAt, lastUsedAt })),
     recoveryCodesLeft: left?.n ?? 0,
   };
 }
@@ -395,14 +418,11 @@ export async function regenerateRecoveryCodes(
 /**
  * DELETE /users/{id}/mfa (admin), for a user who lost every factor: every factor and recovery code goes,
  * and every session ends (a session that logged in with the lost factor must not outlive it).
+ * `actorId` is the admin, or null for the operator's CLI.
  */
 export async function resetSecondFactor(
   ctx: Pick<ServiceContext, 'db' | 'access' | 'clock' | 'mailQueued'>,
-  {
-    userId,
-    actorId,
-    meta,
-  }: { userId: number /** null: the operator's CLI */; actorId: number | null; meta: RequestMeta },
+  { userId, actorId, meta }: { userId: number; actorId: number | null; meta: RequestMeta },
 ): Promise<{ sessionsRevoked: number }> {
   const reset = await inAccessTransaction(ctx, async (scope) => {
     const { db } = scope;
@@ -415,6 +435,8 @@ export async function resetSecondFactor(
     await db.delete(totpFactors).where(eq(totpFactors.userId, userId));
     await db.delete(recoveryCodes).where(eq(recoveryCodes.userId, userId));
     await db.delete(mfaChallenges).where(eq(mfaChallenges.userId, userId));
+    await db.delete(passkeys).where(eq(passkeys.userId, userId));
+    await db.delete(webauthnChallenges).where(eq(webauthnChallenges.userId, userId));
     const sessionsRevoked = await revokeAllSessions({ ...scope, clock: ctx.clock }, { userId });
     await recordAudit(scope, {
       event: 'mfa_reset',
