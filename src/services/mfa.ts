@@ -228,7 +228,9 @@ async function spendCode(
   { userId, code, pending = false, only }: SpendInput,
 ): Promise<CodeUse | null> {
   const now = clock.now();
-  if (only !== 'recovery' && TOTP_CODE.test(code)) {
+  // Apps show `123 456`; people copy the space.
+  const digits = code.replace(/\s/g, '');
+  if (only !== 'recovery' && TOTP_CODE.test(digits)) {
     const [factor] = await db
       .select()
       .from(totpFactors)
@@ -240,7 +242,7 @@ async function spendCode(
       )
       .for('update');
     const secret = factor ? await openTotpSecret(config, factor) : null;
-    const step = secret ? matchTotp(secret, code, now) : null;
+    const step = secret ? matchTotp(secret, digits, now) : null;
     if (step === null) return null;
     // Conditional on a later step than the last accepted: the replay guard, atomic under the row lock.
     const used = await db
@@ -392,6 +394,11 @@ export async function disableTotp(
     await db.delete(recoveryCodes).where(eq(recoveryCodes.userId, user.id));
     await db.delete(mfaChallenges).where(eq(mfaChallenges.userId, user.id));
     await recordAudit({ db }, { event: 'totp_disabled', meta, userId: user.id, actorId: user.id });
+    // The owner hears of it at once: a thief with the password and a code would turn it off first.
+    await enqueueMail(
+      { db, clock: ctx.clock },
+      { template: 'second-factor-removed', to: user.email, params: { byAdmin: false } },
+    );
   });
 }
 
@@ -411,18 +418,19 @@ export async function regenerateRecoveryCodes(
 /**
  * DELETE /users/{id}/mfa (admin), for a user who lost every factor: every factor and recovery code goes,
  * and every session ends (a session that logged in with the lost factor must not outlive it).
+ * `actorId` is the admin, or null for the operator's CLI.
  */
 export async function resetSecondFactor(
-  ctx: Pick<ServiceContext, 'db' | 'access' | 'clock'>,
-  {
-    userId,
-    actorId,
-    meta,
-  }: { userId: number /** null: the operator's CLI */; actorId: number | null; meta: RequestMeta },
+  ctx: Pick<ServiceContext, 'db' | 'access' | 'clock' | 'mailQueued'>,
+  { userId, actorId, meta }: { userId: number; actorId: number | null; meta: RequestMeta },
 ): Promise<{ sessionsRevoked: number }> {
-  return inAccessTransaction(ctx, async (scope) => {
+  const reset = await inAccessTransaction(ctx, async (scope) => {
     const { db } = scope;
-    const [user] = await db.select({ id: users.id }).from(users).where(eq(users.id, userId)).for('update');
+    const [user] = await db
+      .select({ id: users.id, email: users.email })
+      .from(users)
+      .where(eq(users.id, userId))
+      .for('update');
     if (!user) throw new AppError('not-found', { detail: 'No such user' });
     await db.delete(totpFactors).where(eq(totpFactors.userId, userId));
     await db.delete(recoveryCodes).where(eq(recoveryCodes.userId, userId));
@@ -437,8 +445,14 @@ export async function resetSecondFactor(
       actorId,
       details: { sessions_revoked: sessionsRevoked },
     });
+    await enqueueMail(
+      { db, clock: ctx.clock },
+      { template: 'second-factor-removed', to: user.email, params: { byAdmin: true } },
+    );
     return { sessionsRevoked };
   });
+  ctx.mailQueued?.();
+  return reset;
 }
 
 /**
@@ -446,7 +460,7 @@ export async function resetSecondFactor(
  * under MFA_REQUIRED_FOR_ADMINS who lost every factor, when no other admin can call DELETE /users/{id}/mfa.
  */
 export async function resetSecondFactorByEmail(
-  ctx: Pick<ServiceContext, 'db' | 'access' | 'clock'>,
+  ctx: Pick<ServiceContext, 'db' | 'access' | 'clock' | 'mailQueued'>,
   { email, meta }: { email: string; meta: RequestMeta },
 ): Promise<{ email: string; sessionsRevoked: number }> {
   const user = await findUserByEmail(ctx, { email });
@@ -482,6 +496,15 @@ export async function issueMfaChallenge(
     await recordAudit({ db: tx }, { event: 'mfa_required', meta, userId });
   });
   return token;
+}
+
+/** Deletes every spent or expired mfa_token (`cli prune`); returns how many. A new challenge drops its user's. */
+export async function deleteEndedMfaChallenges({ db, clock }: Pick<ServiceContext, 'db' | 'clock'>): Promise<number> {
+  const deleted = await db
+    .delete(mfaChallenges)
+    .where(or(isNotNull(mfaChallenges.spentAt), lte(mfaChallenges.expiresAt, clock.now())))
+    .returning({ id: mfaChallenges.id });
+  return deleted.length;
 }
 
 const invalidMfaToken = () => new AppError('invalid-mfa-token');
