@@ -14,12 +14,13 @@ import { type RequestMeta, throwIfAbandoned } from '../lib/request-meta';
 import { beginPasswordAttempt } from '../rate-limit/lockout';
 import { recordAudit } from './audit';
 import type { ServiceContext } from './context';
+import { recordSuccessfulLogin } from './login';
 import { completeMfaChallenge, issueMfaChallenge, secondFactorMethods } from './mfa';
 import { checkPasskeyAssertion } from './passkeys';
 import { checkPassword, freshHashIfOutdated, hashOptions } from './passwords';
-import { isLive, revokeAllSessions, revokeSession, rotateRefreshToken, type Session, startSession } from './sessions';
+import { isLive, revokeAllSessions, revokeSession, rotateRefreshToken, type Session } from './sessions';
 import type { AccessTokenClaims } from './tokens';
-import { findUserByEmail, recordLogin, replacePasswordHash, type User } from './users';
+import { findUserByEmail, replacePasswordHash, type User } from './users';
 
 const PASSKEY_ONLY_DETAIL =
   'A second factor is required: log in with your passkey (POST /webauthn/login/options, then /webauthn/login/verify)';
@@ -130,21 +131,14 @@ export async function loginWithPassword(
   return tokenPair(ctx, { user, ...started });
 }
 
-/**
- * What every login does once the user has proved who they are, whichever way (`amr`, RFC 8176): the login
- * time, the audit event and a new session, in one access transaction.
- */
-async function startLogin(
+/** A login in an access transaction of its own (services/login.ts: the time, the audit event, the session). */
+function startLogin(
   ctx: ServiceContext,
   { user, meta, amr, clientId }: { user: User; meta: RequestMeta; amr: string[]; clientId: string | null },
 ) {
-  return inAccessTransaction(ctx, async (scope) => {
-    await recordLogin(scope, { userId: user.id, at: ctx.clock.now() });
-    await recordAudit(scope, { event: 'login_succeeded', meta, userId: user.id, details: { amr } });
-    const session = await startSession({ ...ctx, ...scope }, { userId: user.id, meta, amr, clientId });
-    throwIfAbandoned(meta); // the last moment to roll back a login nobody will receive
-    return session;
-  });
+  return inAccessTransaction(ctx, (scope) =>
+    recordSuccessfulLogin({ ...ctx, ...scope }, { userId: user.id, meta, amr, clientId }),
+  );
 }
 
 /**

@@ -33,11 +33,12 @@ import { matchTotp, randomTotpSecret, toBase32, totpUri } from '../lib/totp';
 import { beginPasswordAttempt } from '../rate-limit/lockout';
 import { recordAudit } from './audit';
 import type { ServiceContext } from './context';
+import { recordSuccessfulLogin } from './login';
 import { enqueueMail } from './outbox';
 import { listPasskeys } from './passkeys';
 import { withCurrentPassword } from './passwords';
-import { revokeAllSessions, startSession } from './sessions';
-import { findUserByEmail, recordLogin } from './users';
+import { revokeAllSessions } from './sessions';
+import { findUserByEmail } from './users';
 
 /** RFC 8176 methods that are a second factor: a one-time code (TOTP or a recovery code), or a passkey. */
 export const SECOND_FACTOR_METHODS = ['otp', 'webauthn'] as const;
@@ -569,14 +570,11 @@ export async function completeMfaChallenge(
         .update(mfaChallenges)
         .set({ spentAt: now, failures: sql`${mfaChallenges.failures} - 1` })
         .where(eq(mfaChallenges.id, challenge.id));
-      await recordLogin(scope, { userId: user.id, at: now });
-      await recordAudit(scope, { event: 'login_succeeded', meta, userId: user.id, details: { amr: OTP_AMR } });
       if (use.method === 'recovery') await noteRecoveryCodeUse({ ...ctx, db }, { user, left: use.left, meta });
-      const started = await startSession(
+      const started = await recordSuccessfulLogin(
         { ...ctx, ...scope },
         { userId: user.id, meta, amr: OTP_AMR, clientId: challenge.clientId },
       );
-      throwIfAbandoned(meta); // the last moment to roll back a login nobody will receive
       return started;
     });
   } catch (error) {
