@@ -3,6 +3,7 @@ import { bodyLimit } from 'hono/body-limit';
 import { cors } from 'hono/cors';
 import { HTTPException } from 'hono/http-exception';
 import { requestId } from 'hono/request-id';
+import { matchedRoutes } from 'hono/route';
 import { secureHeaders } from 'hono/secure-headers';
 import packageJson from '../package.json' with { type: 'json' };
 import type { AppEnv } from './app-env';
@@ -17,6 +18,7 @@ import { configureOpenAPI } from './openapi';
 import { adminRoutes } from './routes/admin';
 import { authRoutes } from './routes/auth';
 import { healthRoutes } from './routes/health';
+import { metricsRoutes } from './routes/metrics';
 import { oauthRoutes } from './routes/oauth';
 import { recoveryRoutes } from './routes/recovery';
 import { createRouter } from './routes/router';
@@ -28,7 +30,7 @@ import { createServiceContext } from './services/context';
  * globals, so Bun, Node, Deno and Workers entries (and tests) all serve this same app.
  */
 export function createApp(deps: AppDeps) {
-  const { config, logger } = deps;
+  const { config, logger, metrics, tracer } = deps;
   const ctx = createServiceContext(deps);
   const app = createRouter();
 
@@ -36,17 +38,30 @@ export function createApp(deps: AppDeps) {
   app.use(async (c, next) => {
     c.set('ctx', ctx);
     const started = performance.now();
-    await next();
-    // requestId() sets the header before the handler runs, but responses built whole (problems from
-    // onError, notFound, bodyLimit, validation) replace it; every response must carry it (API.md).
-    c.header('X-Request-Id', c.var.requestId);
-    logger.info('request', {
-      method: c.req.method,
-      path: c.req.path,
-      status: c.res.status,
-      ms: Math.round((performance.now() - started) * 10) / 10,
-      requestId: c.var.requestId,
-      userId: c.var.user?.id,
+    // One server span per request: the database's and the hasher's spans started inside are its children.
+    await tracer.run('HTTP', 'server', async (span) => {
+      await next();
+      // requestId() sets the header before the handler runs, but responses built whole (problems from
+      // onError, notFound, bodyLimit, validation) replace it; every response must carry it (API.md).
+      c.header('X-Request-Id', c.var.requestId);
+      const seconds = (performance.now() - started) / 1000;
+      const method = METHODS.has(c.req.method) ? c.req.method : 'OTHER';
+      const route = routeTemplate(c);
+      metrics.request({ method, route, status: c.res.status }, seconds);
+      span.rename(`${method} ${route}`);
+      span.setAttributes({
+        'http.request.method': method,
+        'http.route': route,
+        'http.response.status_code': c.res.status,
+      });
+      logger.info('request', {
+        method: c.req.method,
+        path: c.req.path,
+        status: c.res.status,
+        ms: Math.round(seconds * 10_000) / 10,
+        requestId: c.var.requestId,
+        userId: c.var.user?.id,
+      });
     });
   });
   // API responses are JSON only: no scripts, no framing. /docs and /redoc set their own CSP first.
@@ -84,6 +99,7 @@ export function createApp(deps: AppDeps) {
   // userRoutes before adminRoutes: /users/me must match before /users/{id}.
   const routes = app
     .route('/', healthRoutes)
+    .route('/', metricsRoutes)
     .route('/', authRoutes)
     .route('/', oauthRoutes)
     .route('/', recoveryRoutes)
@@ -107,6 +123,23 @@ export function createApp(deps: AppDeps) {
 
 /** The app's type, for a typed `hono/client`: `hc<AppType>('http://localhost:8000')`. */
 export type AppType = ReturnType<typeof createApp>;
+
+const METHODS = new Set(['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS']);
+
+/**
+ * The route the request matched, as registered (`/users/:id`), for metrics and span names: never the raw
+ * URL, which carries ids and any path a scanner tries; `unmatched` when no route did.
+ */
+function routeTemplate(c: Context<AppEnv>): string {
+  // From the handler that answered on: a middleware for every path (the body limit, say) answers for the
+  // route that would have run next, and of two routes that match (`/users/me`, `/users/:id`) the first wins.
+  const routes = matchedRoutes(c);
+  for (let i = c.req.routeIndex; i < routes.length; i++) {
+    const route = routes[i];
+    if (route && route.method !== 'ALL') return route.path;
+  }
+  return 'unmatched';
+}
 
 function allowedMethods(routes: { method: string; path: string }[], path: string): string[] {
   const methods = new Set<string>();
@@ -139,7 +172,11 @@ function handleError(err: Error, c: Context<AppEnv>): Response {
     logger.warn('database unavailable', { requestId: c.var.requestId, error: describeError(err) });
     return problemResponse('database-unavailable');
   }
-  if (err instanceof AppError) return problemResponse(err.code, err.options);
+  if (err instanceof AppError) {
+    if (err.code === 'overloaded') c.var.ctx.metrics.overloaded('hash_admission');
+    if (err.code === 'timeout') c.var.ctx.metrics.overloaded('deadline');
+    return problemResponse(err.code, err.options);
+  }
   // The request was answered already (its timeout) or its client has gone, and its work stopped: nobody
   // receives this answer, and it is no fault.
   if (err instanceof RequestAbandoned) return problemResponse('timeout');

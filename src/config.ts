@@ -152,6 +152,8 @@ const ConfigFields = CliConfigSchema.extend({
   RATE_LIMIT_KNOWN_ADDRESS_DAYS: integer(0, 365, 30), // how long a successful login's address stays known; 0: never
   REFRESH_REUSE_GRACE_SECONDS: integer(0, 300, 10), // a just-rotated token presented again: 401, family kept
   MAX_SESSIONS_PER_USER: integer(1, 10_000, 20), // live sessions per user; a new login ends the least recently used
+  // Operations (README "Operations"): /metrics answers this bearer token; unset, only loopback clients.
+  METRICS_TOKEN: optionalString,
 });
 
 /** Every setting the service reads, by its environment name. */
@@ -203,6 +205,16 @@ export const ConfigSchema = ConfigFields.superRefine((config, ctx) => {
       code: 'custom',
       path: ['INTROSPECTION_CLIENT_SECRET'],
       message: `must be at least ${MIN_CLIENT_SECRET_BYTES} bytes`,
+    });
+  }
+  if (
+    config.METRICS_TOKEN !== undefined &&
+    new TextEncoder().encode(config.METRICS_TOKEN).length < MIN_CLIENT_SECRET_BYTES
+  ) {
+    ctx.addIssue({
+      code: 'custom',
+      path: ['METRICS_TOKEN'],
+      message: `must be at least ${MIN_CLIENT_SECRET_BYTES} bytes (e.g. \`openssl rand -hex 24\`)`,
     });
   }
 }).transform((config) => ({

@@ -47,6 +47,7 @@ const TAGS = [
       'By email: a forgotten password, verifying an address, a new link. No answer tells whether an address has an account.',
   },
   { name: 'health', description: 'Liveness and readiness probes, for load balancers and orchestrators.' },
+  { name: 'operations', description: 'What operators scrape: Prometheus metrics of this instance.' },
 ];
 
 /**

@@ -21,6 +21,7 @@ import type { Clock } from '../lib/clock';
 import { createLogger, describeError, type Logger } from '../lib/logger';
 import { createMailSender, type MailSender } from '../mail/sender';
 import { createMailTransport } from '../mail/transport';
+import { createPrometheusMetrics } from '../observability/prometheus';
 import { createRateLimitStore } from '../rate-limit/stores';
 import { type AdminBootstrap, openAdminBootstrap } from '../services/admin-bootstrap';
 import { ensureSigningKey, startKeyMaintenance } from '../services/keys';
@@ -101,6 +102,8 @@ export async function bootstrap(env: Record<string, unknown>, parts: RuntimePart
         remoteAddress: parts.remoteAddress,
         adminBootstrap: adminBootstrap?.bootstrap,
         mailQueued: mailSender ? () => mailSender.wake() : undefined,
+        metrics: createPrometheusMetrics(),
+        poolStats: database.stats,
       }),
     );
     const close = async () => {

@@ -6,8 +6,9 @@ import { inAccessTransaction } from '../access/transaction';
 import { epochSeconds } from '../lib/clock';
 import { isEmail, normalizeEmail } from '../lib/email';
 import { clientKey } from '../lib/ip';
+import type { LoginOutcome } from '../lib/metrics';
 import { AppError } from '../lib/problems';
-import { type RequestMeta, throwIfAbandoned } from '../lib/request-meta';
+import { RequestAbandoned, type RequestMeta, throwIfAbandoned } from '../lib/request-meta';
 import { beginPasswordAttempt } from '../rate-limit/lockout';
 import { recordAudit } from './audit';
 import type { ServiceContext } from './context';
@@ -45,19 +46,48 @@ async function tokenPair(
  * exist. Nothing is written once the request has been answered without this handler (its timeout, a client
  * that left): the hash is dropped or its result ignored, and the writes check the request's signal.
  */
-export async function loginWithPassword(
+export async function loginWithPassword(ctx: ServiceContext, input: PasswordGrant): Promise<TokenPair> {
+  try {
+    const pair = await passwordGrant(ctx, input);
+    ctx.metrics.login('ok');
+    return pair;
+  } catch (error) {
+    ctx.metrics.login(loginOutcome(error));
+    throw error;
+  }
+}
+
+/** The outcome label of a password grant that failed (lib/metrics.ts). */
+function loginOutcome(error: unknown): LoginOutcome {
+  if (error instanceof RequestAbandoned) return 'abandoned';
+  if (!(error instanceof AppError)) return 'error';
+  switch (error.code) {
+    case 'invalid-credentials':
+      return 'bad_credentials';
+    case 'rate-limited':
+      return 'locked';
+    case 'email-unverified':
+      return 'email_unverified';
+    case 'overloaded':
+      return 'overloaded';
+    case 'timeout':
+      return 'abandoned';
+    default:
+      return 'error';
+  }
+}
+
+interface PasswordGrant {
+  username: string;
+  password: string;
+  /** RFC 6749 §4.3 `client_id`, if the client sent one */
+  clientId?: string;
+  meta: RequestMeta;
+}
+
+async function passwordGrant(
   ctx: ServiceContext,
-  {
-    username,
-    password,
-    clientId,
-    meta,
-  }: {
-    username: string;
-    password: string /** RFC 6749 §4.3 `client_id`, if the client sent one */;
-    clientId?: string;
-    meta: RequestMeta;
-  },
+  { username, password, clientId, meta }: PasswordGrant,
 ): Promise<TokenPair> {
   const email = normalizeEmail(username);
   const attempt = await beginPasswordAttempt(ctx, { account: email, address: clientKey(meta.ip) });
