@@ -19,7 +19,8 @@ import type { Database, DatabaseHandle } from './database';
 import { createQueryObserver, observePglite } from './observed';
 import * as schema from './schema';
 
-const LOCK_FILE = '.hono-postgres-auth.lock';
+/** The lock file inside a data directory (a backup of the directory carries its taker's). */
+export const LOCK_FILE = '.hono-postgres-auth.lock';
 const HEARTBEAT_MS = 2_000; // the holder touches its lock file this often…
 const STALE_MS = 30_000; // …and a lock untouched this long has no holder (PGlite's first start blocks for ~5 s)
 const heldDirs = new Set<string>();
