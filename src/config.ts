@@ -154,6 +154,12 @@ const ConfigFields = CliConfigSchema.extend({
   MAX_SESSIONS_PER_USER: integer(1, 10_000, 20), // live sessions per user; a new login ends the least recently used
   // Operations (README "Operations"): /metrics answers this bearer token; unset, only loopback clients.
   METRICS_TOKEN: optionalString,
+  // OpenTelemetry's own variables: traces go out over OTLP/HTTP only when the endpoint is set.
+  OTEL_EXPORTER_OTLP_ENDPOINT: optionalUrl(
+    /^https?:\/\/[^/]/,
+    'an http:// or https:// URL (the collector, e.g. http://localhost:4318)',
+  ),
+  OTEL_SERVICE_NAME: z.preprocess(emptyAsUndefined, z.string().max(200).default(DEFAULT_NAME)),
 });
 
 /** Every setting the service reads, by its environment name. */

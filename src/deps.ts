@@ -107,10 +107,10 @@ export function buildDeps(
     keys,
     tokens,
     view,
-    metrics: noMetrics,
-    tracer: noTracer,
     hashPoolStats: isHashPool(hasher) ? () => hasher.stats() : undefined,
     ...parts,
+    metrics: parts.metrics ?? noMetrics,
+    tracer: parts.tracer ?? noTracer,
   };
 }
 
