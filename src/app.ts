@@ -54,6 +54,11 @@ export function createApp(deps: AppDeps) {
         'http.route': route,
         'http.response.status_code': c.res.status,
       });
+      // OpenTelemetry's HTTP conventions: a server span fails on 5xx only (a 4xx is the client's).
+      if (c.res.status >= 500) {
+        span.setAttributes({ 'error.type': String(c.res.status) });
+        span.fail(String(c.res.status));
+      }
       logger.info('request', {
         method: c.req.method,
         path: c.req.path,

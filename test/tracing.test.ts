@@ -5,7 +5,17 @@
  */
 import { afterAll, expect, test } from 'bun:test';
 import { scratchDatabase } from '../scripts/lib/scratch-database';
-import { POSTGRES_ADMIN_URL, TEST_PASSWORD, uniqueEmail } from './helpers';
+import { createHashPool } from '../src/hashing/pool';
+import { startTracing } from '../src/observability/otel';
+import {
+  createTestApp,
+  expectProblem,
+  login,
+  POSTGRES_ADMIN_URL,
+  registerUser,
+  TEST_PASSWORD,
+  uniqueEmail,
+} from './helpers';
 import { SERVER_TEST_TIMEOUT_MS, startServer, stopAll } from './server-process';
 
 afterAll(stopAll, SERVER_TEST_TIMEOUT_MS);
@@ -17,6 +27,7 @@ interface OtlpSpan {
   parentSpanId?: string;
   name: string;
   kind: number;
+  status?: { code?: number; message?: string };
   attributes?: { key: string; value: Value }[];
 }
 interface OtlpExport {
@@ -28,6 +39,7 @@ interface OtlpExport {
 
 const SPAN_KIND_SERVER = 2; // OTLP's SpanKind enum
 const SPAN_KIND_CLIENT = 3;
+const STATUS_CODE_ERROR = 2;
 
 /** The collector's side: POST /v1/traces, OTLP/HTTP with JSON bodies (what exporter-trace-otlp-http sends). */
 function otlpReceiver() {
@@ -123,3 +135,36 @@ test(
   },
   SERVER_TEST_TIMEOUT_MS,
 );
+
+test('a request answered 5xx is a failed server span; a 4xx is not', async () => {
+  const receiver = otlpReceiver();
+  const tracing = startTracing({ endpoint: `http://127.0.0.1:${receiver.server.port}`, serviceName: 'in-process' });
+  // A worker that holds its thread as long as a `slow:<ms> …` password says (test/fixtures): past the deadline.
+  const hasher = createHashPool(new URL('./fixtures/slow-hash-worker.ts', import.meta.url), {
+    cost: 4,
+    threads: 1,
+    expectedHashMs: 1,
+  });
+  try {
+    const password = 'slow:600 correct horse';
+    const { email } = await registerUser((await createTestApp()).app, uniqueEmail('traced-slow'), password);
+    const { app } = await createTestApp({ env: { REQUEST_TIMEOUT_MS: '300' }, hasher, tracer: tracing.tracer });
+    await expectProblem(await login(app, email, password), 503, 'timeout');
+    const { app: quick } = await createTestApp({ tracer: tracing.tracer });
+    await expectProblem(await login(quick, email, 'a wrong guess'), 401, 'invalid-credentials');
+    await Bun.sleep(700); // the slow hash ends, and its span with it
+    await tracing.flush();
+    const spans = receiver.exports.flatMap((e) => e.resourceSpans.flatMap((r) => r.scopeSpans.flatMap((s) => s.spans)));
+    const logins = spans.filter((s) => s.name === 'POST /token');
+    expect(logins.map((s) => attribute(s, 'http.response.status_code')).sort()).toEqual([401, 503]);
+    const failed = logins.find((s) => attribute(s, 'http.response.status_code') === 503);
+    const refused = logins.find((s) => attribute(s, 'http.response.status_code') === 401);
+    expect(failed?.status?.code).toBe(STATUS_CODE_ERROR);
+    expect(attribute(failed as OtlpSpan, 'error.type')).toBe('503');
+    expect(refused?.status?.code).not.toBe(STATUS_CODE_ERROR);
+  } finally {
+    await tracing.shutdown();
+    await hasher.close();
+    receiver.server.stop(true);
+  }
+}, 30_000);

@@ -11,6 +11,8 @@ export interface Span {
   /** Names it once known (a request's span is named by its route, matched inside it). */
   rename(name: string): void;
   setAttributes(attributes: SpanAttributes): void;
+  /** Marks it failed without an exception (a request answered 5xx), by a reason of a fixed set. */
+  fail(reason: string): void;
   /** Ends the span; an error marks it failed (by its class only: messages can carry input). */
   end(error?: unknown): void;
 }
@@ -22,7 +24,7 @@ export interface Tracer {
   run<T>(name: string, kind: SpanKind, work: (span: Span) => Promise<T>): Promise<T>;
 }
 
-const idle: Span = { rename: () => {}, setAttributes: () => {}, end: () => {} };
+const idle: Span = { rename: () => {}, setAttributes: () => {}, fail: () => {}, end: () => {} };
 
 export const noTracer: Tracer = {
   start: () => idle,

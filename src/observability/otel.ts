@@ -40,6 +40,7 @@ export function startTracing({ endpoint, serviceName }: { endpoint: string; serv
   const wrap = (span: ReturnType<typeof otel.startSpan>): Span => ({
     rename: (name) => span.updateName(name),
     setAttributes: (attributes) => span.setAttributes(attributes),
+    fail: (reason) => span.setStatus({ code: SpanStatusCode.ERROR, message: reason }),
     end(error) {
       // The class only: an error's message can carry input (a query's parameters).
       if (error !== undefined) {
