@@ -19,6 +19,7 @@ import { adminRoutes } from './routes/admin';
 import { authRoutes } from './routes/auth';
 import { healthRoutes } from './routes/health';
 import { metricsRoutes } from './routes/metrics';
+import { mfaRoutes } from './routes/mfa';
 import { oauthRoutes } from './routes/oauth';
 import { recoveryRoutes } from './routes/recovery';
 import { createRouter } from './routes/router';
@@ -109,6 +110,7 @@ export function createApp(deps: AppDeps) {
     .route('/', oauthRoutes)
     .route('/', recoveryRoutes)
     .route('/', userRoutes)
+    .route('/', mfaRoutes)
     .route('/', adminRoutes);
   configureOpenAPI(app, packageJson.version);
 

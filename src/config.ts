@@ -67,6 +67,22 @@ const optionalInteger = (min: number, max: number) =>
 const optionalUrl = (protocols: RegExp, what: string) =>
   z.preprocess(emptyAsUndefined, z.string().regex(protocols, `must be ${what}`).optional());
 
+/** A yes/no setting; unset (or empty) is undefined, so a default can depend on another setting. */
+const optionalFlag = z.preprocess(
+  emptyAsUndefined,
+  z
+    .string()
+    .optional()
+    .transform((text, ctx) => {
+      if (text === undefined) return undefined;
+      const value = text.trim().toLowerCase();
+      if (ON.includes(value)) return true;
+      if (OFF.includes(value)) return false;
+      ctx.addIssue({ code: 'custom', message: `must be on or off (${[...ON, ...OFF].join(', ')})` });
+      return z.NEVER;
+    }),
+);
+
 const ConfigFields = CliConfigSchema.extend({
   NODE_ENV: z.preprocess(emptyAsUndefined, z.enum(['development', 'production', 'test']).default('development')),
   SECRET_KEY: optionalString,
@@ -152,6 +168,8 @@ const ConfigFields = CliConfigSchema.extend({
   RATE_LIMIT_KNOWN_ADDRESS_DAYS: integer(0, 365, 30), // how long a successful login's address stays known; 0: never
   REFRESH_REUSE_GRACE_SECONDS: integer(0, 300, 10), // a just-rotated token presented again: 401, family kept
   MAX_SESSIONS_PER_USER: integer(1, 10_000, 20), // live sessions per user; a new login ends the least recently used
+  // Unset: on when NODE_ENV=production. An admin without a second factor may then only enrol one (README "Second factor").
+  MFA_REQUIRED_FOR_ADMINS: optionalFlag,
   // Operations (README "Operations"): /metrics answers this bearer token; unset, only loopback clients.
   METRICS_TOKEN: optionalString,
   // OpenTelemetry's own variables: traces go out over OTLP/HTTP only when the endpoint is set.
@@ -227,6 +245,7 @@ export const ConfigSchema = ConfigFields.superRefine((config, ctx) => {
   ...config,
   ACCESS_TOKEN_EXPIRE_MINUTES: config.ACCESS_TOKEN_EXPIRE_MINUTES ?? (config.JWT_ALGORITHM === 'HS256' ? 30 : 15),
   JWT_ISSUER: config.JWT_ISSUER ?? config.PUBLIC_URL ?? DEFAULT_NAME,
+  MFA_REQUIRED_FOR_ADMINS: config.MFA_REQUIRED_FOR_ADMINS ?? config.NODE_ENV === 'production',
 }));
 
 export type Config = z.output<typeof ConfigSchema> & { SECRET_KEY: string };

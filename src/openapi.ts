@@ -46,6 +46,12 @@ const TAGS = [
     description:
       'By email: a forgotten password, verifying an address, a new link. No answer tells whether an address has an account.',
   },
+  {
+    name: 'mfa',
+    description:
+      'The second factor: TOTP with recovery codes. A login of a user with one answers 403 `mfa-required`, ' +
+      'finished by `grant_type=mfa_otp` at POST /token.',
+  },
   { name: 'health', description: 'Liveness and readiness probes, for load balancers and orchestrators.' },
   { name: 'operations', description: 'What operators scrape: Prometheus metrics of this instance.' },
 ];

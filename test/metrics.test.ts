@@ -7,6 +7,7 @@ import { createHashPool, type HashPool } from '../src/hashing/pool';
 import {
   bearer,
   createTestApp,
+  createTestClock,
   expectProblem,
   login,
   loginAs,
@@ -15,6 +16,7 @@ import {
   type TestApp,
   uniqueEmail,
 } from './helpers';
+import { codeAt, loginWithOtp, mfaOtp, mfaTokenOf, totpUser } from './support/mfa';
 
 const LOOPBACK = () => '127.0.0.1';
 const OUTSIDE = () => '203.0.113.20';
@@ -94,8 +96,8 @@ describe('what is counted', () => {
     expect(sample(text, 'auth_http_request_duration_seconds_count{method="GET",route="/users/me",status="200"}')).toBe(
       3,
     );
-    expect(sample(text, 'auth_logins_total{outcome="ok"}')).toBe(1);
-    expect(sample(text, 'auth_logins_total{outcome="bad_credentials"}')).toBe(1);
+    expect(sample(text, 'auth_logins_total{grant="password",outcome="ok"}')).toBe(1);
+    expect(sample(text, 'auth_logins_total{grant="password",outcome="bad_credentials"}')).toBe(1);
     expect(sample(text, 'auth_refresh_reuse_total')).toBe(1);
     expect(sample(text, 'auth_password_hash_duration_seconds_count{operation="hash"}')).toBe(2); // two registrations
     expect(sample(text, 'auth_password_hash_duration_seconds_count{operation="verify"}')).toBe(2); // two logins
@@ -118,7 +120,7 @@ describe('what is counted', () => {
     for (const [, labels] of text.matchAll(/^\w+\{([^}]*)\}/gm)) {
       for (const [, name, value] of (labels as string).matchAll(/(\w+)="([^"]*)"/g)) {
         expect(`${name}=${value}`).toMatch(
-          /^(method=[A-Z]+|route=(unmatched|[/\w:{}.*-]+)|status=\d{3}|outcome=\w+|limit=\w+|reason=\w+|operation=\w+|kind=\w+|result=\w+|quantile=[\d.]+|le=[\d.+Inf]+)$/,
+          /^(method=[A-Z]+|route=(unmatched|[/\w:{}.*-]+)|status=\d{3}|grant=\w+|outcome=\w+|limit=\w+|reason=\w+|operation=\w+|kind=\w+|result=\w+|quantile=[\d.]+|le=[\d.+Inf]+)$/,
         );
         if (name === 'route') expect(value).not.toMatch(/\/\d+(\/|$)/);
       }
@@ -132,16 +134,33 @@ describe('what is counted', () => {
     await expectProblem(await login(app, email, 'wrong'), 429, 'rate-limited');
     const text = await scrape(app);
     expect(sample(text, 'auth_lockouts_total{limit="loginFailures"}')).toBe(1);
-    expect(sample(text, 'auth_logins_total{outcome="locked"}')).toBe(1);
-    expect(sample(text, 'auth_logins_total{outcome="bad_credentials"}')).toBe(2);
+    expect(sample(text, 'auth_logins_total{grant="password",outcome="locked"}')).toBe(1);
+    expect(sample(text, 'auth_logins_total{grant="password",outcome="bad_credentials"}')).toBe(2);
+  });
+
+  test('a login with a second factor counts its password step as mfa_required and its code step apart', async () => {
+    const clock = createTestClock();
+    const { app } = await createTestApp({ clock, remoteAddress: LOOPBACK });
+    const user = await totpUser(app, () => clock.now());
+    clock.advance(60_000); // past the confirming code's step, which is spent
+    const right = codeAt(user.secret, clock.now());
+    const otp = `${(Number(right[0]) + 1) % 10}${right.slice(1)}`; // surely not the code of this step
+    const wrong = await mfaOtp(app, await mfaTokenOf(app, user.email), { otp });
+    await expectProblem(wrong, 401, 'invalid-otp');
+    await loginWithOtp(app, user, clock.now());
+    const text = await scrape(app);
+    expect(sample(text, 'auth_logins_total{grant="password",outcome="mfa_required"}')).toBe(2);
+    expect(sample(text, 'auth_logins_total{grant="mfa_otp",outcome="bad_code"}')).toBe(1);
+    expect(sample(text, 'auth_logins_total{grant="mfa_otp",outcome="ok"}')).toBe(1);
+    expect(text).not.toContain(user.secret);
   });
 
   test('each app counts on its own registry', async () => {
     const { app: one } = await createTestApp({ remoteAddress: LOOPBACK });
     const { app: two } = await createTestApp({ remoteAddress: LOOPBACK });
     await loginAs(one);
-    expect(sample(await scrape(one), 'auth_logins_total{outcome="ok"}')).toBe(1);
-    expect(sample(await scrape(two), 'auth_logins_total{outcome="ok"}')).toBeUndefined();
+    expect(sample(await scrape(one), 'auth_logins_total{grant="password",outcome="ok"}')).toBe(1);
+    expect(sample(await scrape(two), 'auth_logins_total{grant="password",outcome="ok"}')).toBeUndefined();
   });
 });
 
@@ -167,7 +186,7 @@ describe('overload', () => {
 
     const refused = await scrape(admission);
     expect(sample(refused, 'auth_overload_rejections_total{reason="hash_admission"}')).toBe(1);
-    expect(sample(refused, 'auth_logins_total{outcome="overloaded"}')).toBe(1);
+    expect(sample(refused, 'auth_logins_total{grant="password",outcome="overloaded"}')).toBe(1);
     const late = await scrape(deadline);
     expect(sample(late, 'auth_overload_rejections_total{reason="deadline"}')).toBe(1);
     expect(sample(late, 'auth_overload_rejections_total{reason="hash_admission"}')).toBeUndefined();

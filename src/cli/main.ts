@@ -26,6 +26,7 @@ import { UserRegisterSchema } from '../schemas/user';
 import { importUsers, parseImportText } from '../services/import-users';
 import { createKeyRing, listSigningKeys, retireSigningKey, rotateSigningKey } from '../services/keys';
 import { deleteExpiredLinkTokens } from '../services/link-tokens';
+import { resetSecondFactorByEmail } from '../services/mfa';
 import { deleteOldSentMail } from '../services/outbox';
 import { deleteEndedSessions } from '../services/sessions';
 import { createUser, ROLES, type Role, setRoleByEmail } from '../services/users';
@@ -58,6 +59,8 @@ commands:
   create-admin --email <email>     create an admin; the password is read from stdin or a prompt, never argv.
                                    Works while the service runs on PGLITE_DIR too, until the first admin exists
   set-role --email <email> --role <user|admin>
+  reset-mfa --email <email>        remove every second factor of the user and end their sessions (audited
+                                   mfa_reset): for the only admin who lost theirs
   prune                            delete ended sessions, expired rate-limit counters and link tokens, and sent
                                    mail older than a week; safe to run from cron
   import-users --file <path|->     import the FastAPI app's users (JSON lines or a JSON array; - is stdin),
@@ -130,6 +133,15 @@ const COMMANDS: Record<string, Command> = {
       { email, role: role as Role, meta: CLI_META },
     );
     console.log(`${user.email} is now ${user.role}`);
+  },
+
+  async 'reset-mfa'(database, options) {
+    const email = required(options, 'email');
+    const { email: found, sessionsRevoked } = await resetSecondFactorByEmail(
+      { db: database.db, clock: systemClock, access: localOnlyBus() },
+      { email, meta: CLI_META },
+    );
+    console.log(`removed every second factor of ${found}; ended ${sessionsRevoked} sessions`);
   },
 
   async prune(database, _options, { env }) {

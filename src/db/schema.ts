@@ -108,6 +108,14 @@ export const AUDIT_EVENTS = [
   'email_verified',
   'email_changed',
   'password_change_failed',
+  // The second factor (services/mfa.ts).
+  'mfa_required',
+  'mfa_failed',
+  'totp_enabled',
+  'totp_disabled',
+  'recovery_code_used',
+  'recovery_codes_regenerated',
+  'mfa_reset',
 ] as const;
 export type AuditEvent = (typeof AUDIT_EVENTS)[number];
 export const auditEventEnum = pgEnum('audit_event', AUDIT_EVENTS);
@@ -232,3 +240,65 @@ export const mailOutbox = pgTable(
 );
 
 export type MailOutboxRow = typeof mailOutbox.$inferSelect;
+
+/**
+ * A user's TOTP factor (RFC 6238), at most one. `secret` is sealed like the signing keys (AES-256-GCM under a
+ * key derived from SECRET_KEY with its own HKDF label; services/mfa.ts), bound to the user id. Pending until
+ * `confirmedAt` (the first good code); only a confirmed factor is a second factor. `lastUsedStep` is the
+ * time step (unix seconds / 30) of the last code accepted: a code of that step or an earlier one is refused,
+ * so a code seen over a shoulder or in a log cannot be replayed inside its window (RFC 6238 §5.2).
+ */
+export const totpFactors = pgTable('totp_factors', {
+  userId: integer()
+    .primaryKey()
+    .references(() => users.id, { onDelete: 'cascade' }),
+  secret: text().notNull(),
+  createdAt: timestamptz().notNull().defaultNow(),
+  confirmedAt: timestamptz(),
+  lastUsedStep: bigint({ mode: 'number' }),
+});
+
+export type TotpFactor = typeof totpFactors.$inferSelect;
+
+/** Single-use recovery codes, ten per set, stored only as a keyed hash (services/mfa.ts says why a fast one). */
+export const recoveryCodes = pgTable(
+  'recovery_codes',
+  {
+    id: uuid().primaryKey().defaultRandom(),
+    userId: integer()
+      .notNull()
+      .references(() => users.id, { onDelete: 'cascade' }),
+    codeHash: text().notNull(),
+    createdAt: timestamptz().notNull().defaultNow(),
+    usedAt: timestamptz(),
+  },
+  (t) => [uniqueIndex('recovery_codes_user_id_code_hash_key').on(t.userId, t.codeHash)],
+);
+
+/**
+ * The second step of a login: what the password grant of a user with a second factor hands out instead of
+ * tokens (`mfa_token`, stored as SHA-256, so a copy of the table finishes no login). Single use, short-lived,
+ * bound to its user and the client address it was issued to; `failures` counts wrong codes (5 end it).
+ */
+export const mfaChallenges = pgTable(
+  'mfa_challenges',
+  {
+    id: uuid().primaryKey().defaultRandom(),
+    userId: integer()
+      .notNull()
+      .references(() => users.id, { onDelete: 'cascade' }),
+    tokenHash: text().notNull(),
+    ip: text(),
+    clientId: text(),
+    createdAt: timestamptz().notNull().defaultNow(),
+    expiresAt: timestamptz().notNull(),
+    spentAt: timestamptz(),
+    failures: integer().notNull().default(0),
+  },
+  (t) => [
+    uniqueIndex('mfa_challenges_token_hash_key').on(t.tokenHash),
+    index('mfa_challenges_user_id_idx').on(t.userId),
+  ],
+);
+
+export type MfaChallenge = typeof mfaChallenges.$inferSelect;

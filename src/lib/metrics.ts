@@ -4,10 +4,16 @@
  * from a fixed set (a route template, an outcome, a limit's name): never an email, an id or a token.
  */
 
-/** How a password grant ended (POST /token with grant_type=password). */
+/** Which step of a login (POST /token): the password grant, or the second factor's `mfa_otp` after it. */
+export type LoginGrant = 'password' | 'mfa_otp';
+
+/** How a login step ended. */
 export type LoginOutcome =
   | 'ok'
+  | 'mfa_required'
   | 'bad_credentials'
+  | 'bad_code'
+  | 'bad_mfa_token'
   | 'locked'
   | 'email_unverified'
   | 'overloaded'
@@ -55,7 +61,7 @@ export interface MetricsSnapshot {
 export interface Metrics {
   /** One answered request: its route template (never the raw URL), method and status. */
   request(labels: { method: string; route: string; status: number }, seconds: number): void;
-  login(outcome: LoginOutcome): void;
+  login(grant: LoginGrant, outcome: LoginOutcome): void;
   lockout(limit: LockoutLimit): void;
   /** A spent refresh token presented again outside the grace window: its family was revoked. */
   refreshReuse(): void;

@@ -17,6 +17,8 @@ const RETRY_SOON = { 'Retry-After': String(RETRY_SOON_SECONDS) };
 // RFC 6750 §3: a request without credentials gets the bare scheme; a bad token says why.
 export const BEARER_CHALLENGE = 'Bearer';
 export const INVALID_TOKEN_CHALLENGE = 'Bearer error="invalid_token"';
+// RFC 9470 §3: the token is good, but the way its user logged in is not enough for this action.
+export const STEP_UP_CHALLENGE = 'Bearer error="insufficient_user_authentication"';
 
 interface ProblemSpec {
   status: ContentfulStatusCode;
@@ -35,7 +37,9 @@ export type OAuthError =
   | 'invalid_client'
   | 'invalid_grant'
   | 'unauthorized_client'
-  | 'unsupported_grant_type';
+  | 'unsupported_grant_type'
+  // Not RFC 6749's: the password was right and a second factor must follow (as Auth0's token endpoint says it).
+  | 'mfa_required';
 
 export const PROBLEMS = {
   // Protocol-level: the status says it all.
@@ -51,7 +55,7 @@ export const PROBLEMS = {
   'invalid-request': { status: 400, detail: 'The request is missing a parameter', oauthError: 'invalid_request' },
   'unsupported-grant-type': {
     status: 400,
-    detail: 'grant_type must be "password" or "refresh_token"',
+    detail: 'grant_type must be "password", "refresh_token" or "mfa_otp"',
     oauthError: 'unsupported_grant_type',
   },
 
@@ -83,6 +87,39 @@ export const PROBLEMS = {
     oauthError: 'invalid_client',
   },
   'wrong-password': { status: 400, detail: 'The current password is incorrect' },
+
+  // The second factor (services/mfa.ts). The password grant's answer for a user who has one: finish the login
+  // with grant_type=mfa_otp and the `mfa_token` this problem carries.
+  'mfa-required': {
+    status: 403,
+    detail: 'A second factor is required: send grant_type=mfa_otp with this mfa_token and a code',
+    oauthError: 'mfa_required',
+  },
+  // RFC 6749 §5.2: like a refresh token, an mfa_token that is not (or no longer) good is a 400 invalid_grant.
+  'invalid-mfa-token': {
+    status: 400,
+    detail: 'Invalid or expired mfa_token; log in with the password again',
+    oauthError: 'invalid_grant',
+  },
+  // A wrong code keeps the original app's 401 for wrong credentials, as the password grant does (API.md).
+  'invalid-otp': {
+    status: 401,
+    detail: 'Incorrect or already used code',
+    headers: { 'WWW-Authenticate': BEARER_CHALLENGE },
+    oauthError: 'invalid_grant',
+  },
+  'wrong-code': { status: 400, detail: 'The code is incorrect or was used already' },
+  'insufficient-user-authentication': {
+    status: 401,
+    detail: 'This needs a login with your second factor: log in again with it',
+    headers: { 'WWW-Authenticate': STEP_UP_CHALLENGE },
+  },
+  'mfa-enrolment-required': {
+    status: 403,
+    detail: 'Admins need a second factor: enrol one at /users/me/mfa/totp, then log in with it',
+  },
+  'mfa-already-enabled': { status: 409, detail: 'TOTP is enabled already; disable it first to enrol anew' },
+  'mfa-not-enabled': { status: 409, detail: 'TOTP is not enabled (or not pending) for this account' },
   forbidden: { status: 403, detail: 'You are not allowed to do this' },
   'rate-limited': { status: 429, detail: 'Too many attempts; try again later' },
   // One answer for a link token that is unknown, expired, spent or of another purpose: which it was is no
@@ -143,6 +180,8 @@ export interface ProblemOptions {
   headers?: Record<string, string>;
   /** 422 only: one entry per invalid field. */
   errors?: FieldError[];
+  /** RFC 9457 §3.2 extension members, e.g. the `mfa_token` of `mfa-required`. */
+  extensions?: Record<string, string>;
 }
 
 const TITLES: Record<number, string> = {
@@ -191,6 +230,7 @@ export function problemBody(code: ProblemCode, options: ProblemOptions = {}) {
     status,
     detail: options.detail ?? PROBLEMS[code].detail,
     ...(options.errors ? { errors: options.errors } : {}),
+    ...options.extensions,
     ...oauthMember(options.oauthError ?? (PROBLEMS[code] as ProblemSpec).oauthError),
   };
 }

@@ -105,6 +105,13 @@ const TEMPLATES: { [T in MailTemplate]: (config: Settings, params: Prepared<T>) 
       'If this was not you, change your password now: the request needed it.',
     ],
   }),
+  'recovery-code-used': (config, { left }) => ({
+    subject: `A recovery code of your ${config.APP_NAME} account was used`,
+    paragraphs: [
+      `One of the recovery codes of your ${config.APP_NAME} account was just used to sign in. ${left} of them are left.`,
+      'If this was not you, someone has your password and a recovery code: change your password now, make new recovery codes, and tell your administrator.',
+    ],
+  }),
   test: (config) => ({
     subject: `${config.APP_NAME} test message`,
     paragraphs: [`This message shows that ${config.APP_NAME} can send mail.`],

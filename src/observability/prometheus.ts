@@ -31,7 +31,10 @@ export function createPrometheusMetrics(): Metrics {
     buckets: REQUEST_BUCKETS,
     registers,
   });
-  const logins = counter('auth_logins_total', 'Password grants by outcome', ['outcome']);
+  const logins = counter('auth_logins_total', 'Login steps by grant (password, mfa_otp) and outcome', [
+    'grant',
+    'outcome',
+  ]);
   const lockouts = counter('auth_lockouts_total', 'Password attempts refused by a lockout, by which limit', ['limit']);
   const reuse = counter('auth_refresh_reuse_total', 'Spent refresh tokens presented again: their family revoked');
   const overloaded = counter('auth_overload_rejections_total', 'Requests refused 503 for overload, by reason', [
@@ -113,7 +116,7 @@ export function createPrometheusMetrics(): Metrics {
       requests.inc(labels);
       requestSeconds.observe(labels, seconds);
     },
-    login: (outcome) => logins.inc({ outcome }),
+    login: (grant, outcome) => logins.inc({ grant, outcome }),
     lockout: (limit) => lockouts.inc({ limit }),
     refreshReuse: () => reuse.inc(),
     overloaded: (reason) => overloaded.inc({ reason }),

@@ -1,8 +1,8 @@
 import { createRoute, z } from '@hono/zod-openapi';
-import { requireAuth, requireRole } from '../middleware/auth';
+import { requireAuth, requireRole, requireStepUp } from '../middleware/auth';
 import { AuditEventsPublicSchema, AuditQuerySchema, toAuditEventPublic } from '../schemas/audit';
 import { BEARER_SECURITY, NO_STORE } from '../schemas/common';
-import { BAD_BODY, problemResponses, UNAUTHENTICATED, UNAVAILABLE } from '../schemas/problem';
+import { BAD_BODY, problemResponses, STEP_UP, UNAUTHENTICATED, UNAVAILABLE } from '../schemas/problem';
 import {
   AdminBootstrapSchema,
   PageQuerySchema,
@@ -14,11 +14,15 @@ import {
 } from '../schemas/user';
 import { redeemAdminBootstrap } from '../services/admin-bootstrap';
 import { listAuditEvents } from '../services/audit';
+import { resetSecondFactor } from '../services/mfa';
 import { deleteUser, getUser, listUsers, updateUser } from '../services/users';
 import { createRouter } from './router';
 
 const ADMIN_ONLY = [requireAuth, requireRole('admin')];
 const ADMIN_PROBLEMS = [...UNAUTHENTICATED, 'forbidden', ...UNAVAILABLE] as const;
+// Changes to other users' access: an admin with a second factor must have used it (RFC 9470 step-up).
+const ADMIN_STEP_UP = [...ADMIN_ONLY, requireStepUp];
+const STEP_UP_NOTE = ' An admin with a second factor needs a token of a login with it (else 401, RFC 9470).';
 
 const ListUsersQuerySchema = PageQuerySchema.extend({
   email: z
@@ -69,8 +73,8 @@ export const updateUserRoute = createRoute({
   summary: 'Change a role or disable a user (admin)',
   description:
     'A disabled user cannot log in and every token of theirs stops working at once. 409 when the change ' +
-    'would leave no enabled admin.',
-  middleware: ADMIN_ONLY,
+    `would leave no enabled admin.${STEP_UP_NOTE}`,
+  middleware: ADMIN_STEP_UP,
   security: BEARER_SECURITY,
   request: {
     params: UserIdParamSchema,
@@ -78,7 +82,7 @@ export const updateUserRoute = createRoute({
   },
   responses: {
     200: { description: 'The updated user', content: { 'application/json': { schema: UserPublicSchema } } },
-    ...problemResponses(...ADMIN_PROBLEMS, ...BAD_BODY, 'not-found', 'last-admin'),
+    ...problemResponses(...ADMIN_PROBLEMS, ...STEP_UP, ...BAD_BODY, 'not-found', 'last-admin'),
   },
 });
 
@@ -88,13 +92,31 @@ export const deleteUserRoute = createRoute({
   operationId: 'deleteUser',
   tags: ['admin'],
   summary: 'Delete a user (admin)',
-  description: 'Their tokens stop working at once. 409 for the last enabled admin.',
-  middleware: ADMIN_ONLY,
+  description: `Their tokens stop working at once. 409 for the last enabled admin.${STEP_UP_NOTE}`,
+  middleware: ADMIN_STEP_UP,
   security: BEARER_SECURITY,
   request: { params: UserIdParamSchema },
   responses: {
     204: { description: 'Deleted' },
-    ...problemResponses(...ADMIN_PROBLEMS, 'not-found', 'last-admin', 'validation'),
+    ...problemResponses(...ADMIN_PROBLEMS, ...STEP_UP, 'not-found', 'last-admin', 'validation'),
+  },
+});
+
+export const resetUserMfaRoute = createRoute({
+  method: 'delete',
+  path: '/users/{id}/mfa',
+  operationId: 'resetUserMfa',
+  tags: ['admin'],
+  summary: "Remove a user's second factors (admin)",
+  description:
+    'For a user who lost every factor: TOTP, passkeys and recovery codes are removed, every session of theirs ' +
+    `ends, and it is audited (\`mfa_reset\`); they log in with the password alone again.${STEP_UP_NOTE}`,
+  middleware: ADMIN_STEP_UP,
+  security: BEARER_SECURITY,
+  request: { params: UserIdParamSchema },
+  responses: {
+    204: { description: 'Removed' },
+    ...problemResponses(...ADMIN_PROBLEMS, ...STEP_UP, 'not-found', 'validation'),
   },
 });
 
@@ -154,6 +176,11 @@ export const adminRoutes = createRouter()
   .openapi(deleteUserRoute, async (c) => {
     const { ctx, user: actor, meta } = c.var;
     await deleteUser(ctx, { userId: c.req.valid('param').id, actorId: actor.id, meta });
+    return c.body(null, 204);
+  })
+  .openapi(resetUserMfaRoute, async (c) => {
+    const { ctx, user: actor, meta } = c.var;
+    await resetSecondFactor(ctx, { userId: c.req.valid('param').id, actorId: actor.id, meta });
     return c.body(null, 204);
   })
   .openapi(listAuditRoute, async (c) => {

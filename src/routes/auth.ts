@@ -1,8 +1,8 @@
 import { createRoute } from '@hono/zod-openapi';
-import { requireAuth } from '../middleware/auth';
+import { requireAuthToEnrol } from '../middleware/auth';
 import { limitByClientIp } from '../middleware/rate-limit';
 import { BEARER_SECURITY, NO_STORE } from '../schemas/common';
-import { BAD_BODY, problemResponses, UNAUTHENTICATED, UNAVAILABLE } from '../schemas/problem';
+import { BAD_BODY, problemResponses, UNAUTHENTICATED_ENROLLING, UNAVAILABLE } from '../schemas/problem';
 import { LogoutQuerySchema } from '../schemas/session';
 import { NEW_USER_EXAMPLE, toUserPublic, UserPublicSchema, UserRegisterSchema } from '../schemas/user';
 import { logout } from '../services/auth';
@@ -35,10 +35,13 @@ export const logoutRoute = createRoute({
   tags: ['auth'],
   summary: 'End this session, or every session with ?all=true',
   description: 'The access token used and its refresh-token family stop working at once.',
-  middleware: [requireAuth] as const,
+  middleware: [requireAuthToEnrol] as const,
   security: BEARER_SECURITY,
   request: { query: LogoutQuerySchema },
-  responses: { 204: { description: 'Logged out' }, ...problemResponses(...UNAUTHENTICATED, ...UNAVAILABLE) },
+  responses: {
+    204: { description: 'Logged out' },
+    ...problemResponses(...UNAUTHENTICATED_ENROLLING, ...UNAVAILABLE),
+  },
 });
 
 export const authRoutes = createRouter()

@@ -17,7 +17,7 @@ import {
 } from '../schemas/oauth';
 import { BAD_BODY, problemResponses, UNAVAILABLE } from '../schemas/problem';
 import { TokenRequestSchema, TokenSchema, toTokenResponse } from '../schemas/token';
-import { loginWithPassword, refreshTokens } from '../services/auth';
+import { loginWithPassword, loginWithSecondFactor, refreshTokens } from '../services/auth';
 import { authorizationServerMetadata, introspectToken, revokeToken } from '../services/oauth';
 import { createOAuthRouter } from './router';
 
@@ -32,6 +32,10 @@ export const tokenRoute = createRoute({
     '`last_login_time` and starts a session. The 401 is identical for an unknown email and a wrong password.\n\n' +
     'Refresh grant (§6): `grant_type=refresh_token` and `refresh_token`; the token is spent and a new pair ' +
     'returned. Presenting a spent refresh token ends its whole session (RFC 9700 §4.14.2).\n\n' +
+    'A user with a second factor gets 403 `mfa-required` with an `mfa_token` (single use, 5 minutes, only from ' +
+    'the same client address) from the password grant; `grant_type=mfa_otp` with `mfa_token` and `otp` (or ' +
+    '`recovery_code`) finishes the login, with `amr: ["pwd","otp"]`. A wrong code is a 401 and counts like a ' +
+    'wrong password; the fifth ends the `mfa_token`.\n\n' +
     'Rate limited per client IP, per account and client IP after repeated failed logins, and per account for ' +
     'addresses it has never logged in from (429 with `Retry-After`, the real wait). 503 `overloaded` with ' +
     '`Retry-After` when the password checks ahead would not finish before the request times out.',
@@ -52,6 +56,10 @@ export const tokenRoute = createRoute({
       'unsupported-grant-type',
       'invalid-credentials',
       'invalid-refresh-token',
+      'email-unverified',
+      'mfa-required',
+      'invalid-mfa-token',
+      'invalid-otp',
       'rate-limited',
       'overloaded',
       ...UNAVAILABLE,
@@ -142,6 +150,16 @@ export const oauthRoutes = createOAuthRouter()
     const { ctx, meta } = c.var;
     if (form.grant_type === 'refresh_token') {
       const pair = await refreshTokens(ctx, { refreshToken: form.refresh_token ?? '', meta });
+      return c.json(toTokenResponse(pair), 200, NO_STORE);
+    }
+    if (form.grant_type === 'mfa_otp') {
+      const pair = await loginWithSecondFactor(ctx, {
+        mfaToken: form.mfa_token ?? '',
+        ...(form.otp === undefined
+          ? { code: form.recovery_code ?? '', method: 'recovery' as const }
+          : { code: form.otp, method: 'totp' as const }),
+        meta,
+      });
       return c.json(toTokenResponse(pair), 200, NO_STORE);
     }
     if (form.grant_type !== undefined && form.grant_type !== 'password') throw new AppError('unsupported-grant-type');

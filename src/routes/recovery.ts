@@ -1,9 +1,9 @@
 import { createRoute } from '@hono/zod-openapi';
 import { AppError } from '../lib/problems';
-import { optionalAuth, requireAuth } from '../middleware/auth';
+import { optionalAuth, requireAuth, requireStepUp } from '../middleware/auth';
 import { limitByClientIp } from '../middleware/rate-limit';
 import { BEARER_SECURITY, NO_STORE } from '../schemas/common';
-import { BAD_BODY, problemResponses, UNAUTHENTICATED, UNAVAILABLE } from '../schemas/problem';
+import { BAD_BODY, problemResponses, STEP_UP, UNAUTHENTICATED, UNAVAILABLE } from '../schemas/problem';
 import {
   AcceptedSchema,
   EmailChangeSchema,
@@ -110,13 +110,14 @@ export const changeEmailRoute = createRoute({
   description:
     'Needs the current password. Mails a confirmation link to the new address and a notice to the current ' +
     'one; the address changes only when the link is used (POST /email/verify), which answers 409 if another ' +
-    'account has the address, so this request never reveals that.',
-  middleware: [requireAuth] as const,
+    'account has the address, so this request never reveals that. A user with a second factor needs a token ' +
+    'of a login with it (else 401 `insufficient-user-authentication`, RFC 9470).',
+  middleware: [requireAuth, requireStepUp] as const,
   security: BEARER_SECURITY,
   request: { body: json(EmailChangeSchema) },
   responses: {
     202: accepted('Accepted; confirm with the link mailed to the new address'),
-    ...problemResponses(...BAD_BODY, 'wrong-password', 'rate-limited', ...UNAUTHENTICATED, ...UNAVAILABLE),
+    ...problemResponses(...BAD_BODY, 'wrong-password', 'rate-limited', ...UNAUTHENTICATED, ...STEP_UP, ...UNAVAILABLE),
   },
 });
 

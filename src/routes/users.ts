@@ -1,8 +1,15 @@
 import { createRoute } from '@hono/zod-openapi';
-import { requireAuth } from '../middleware/auth';
+import { requireAuth, requireAuthToEnrol, requireStepUp } from '../middleware/auth';
 import { limitByClientIp } from '../middleware/rate-limit';
 import { BEARER_SECURITY, NO_STORE } from '../schemas/common';
-import { BAD_BODY, problemResponses, UNAUTHENTICATED, UNAVAILABLE } from '../schemas/problem';
+import {
+  BAD_BODY,
+  problemResponses,
+  STEP_UP,
+  UNAUTHENTICATED,
+  UNAUTHENTICATED_ENROLLING,
+  UNAVAILABLE,
+} from '../schemas/problem';
 import { SessionIdParamSchema, SessionsPublicSchema, toSessionPublic } from '../schemas/session';
 import { PasswordChangeSchema, toUserPublic, UserPublicSchema, WelcomeSchema } from '../schemas/user';
 import { endSession } from '../services/auth';
@@ -16,11 +23,11 @@ export const getMeRoute = createRoute({
   operationId: 'getMe',
   tags: ['users'],
   summary: 'The authenticated user',
-  middleware: [requireAuth] as const,
+  middleware: [requireAuthToEnrol] as const,
   security: BEARER_SECURITY,
   responses: {
     200: { description: 'The caller', content: { 'application/json': { schema: UserPublicSchema } } },
-    ...problemResponses(...UNAUTHENTICATED, ...UNAVAILABLE),
+    ...problemResponses(...UNAUTHENTICATED_ENROLLING, ...UNAVAILABLE),
   },
 });
 
@@ -47,8 +54,9 @@ export const changePasswordRoute = createRoute({
   description:
     'Needs the current password. Every session and token issued before, this one included, stops working. ' +
     'A wrong current password counts like a failed login (the same per-account and per-address limits: 429 ' +
-    'with `Retry-After`) and is audited as `password_change_failed`.',
-  middleware: [requireAuth, limitByClientIp('loginPerIp')] as const,
+    'with `Retry-After`) and is audited as `password_change_failed`. A user with a second factor needs a token ' +
+    'of a login with it (else 401 `insufficient-user-authentication`, RFC 9470).',
+  middleware: [requireAuth, requireStepUp, limitByClientIp('loginPerIp')] as const,
   security: BEARER_SECURITY,
   request: { body: { required: true, content: { 'application/json': { schema: PasswordChangeSchema } } } },
   responses: {
@@ -57,6 +65,7 @@ export const changePasswordRoute = createRoute({
       ...BAD_BODY,
       'wrong-password',
       ...UNAUTHENTICATED,
+      ...STEP_UP,
       'rate-limited',
       'overloaded',
       ...UNAVAILABLE,

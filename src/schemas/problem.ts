@@ -19,6 +19,10 @@ const ProblemFields = {
     .array(z.object({ pointer: z.string().openapi({ example: '#/email' }), detail: z.string() }))
     .optional()
     .openapi({ description: 'Present on 422: one entry per invalid field' }),
+  mfa_token: z.string().optional().openapi({
+    description:
+      'Present on 403 `/problems/mfa-required`: send it with grant_type=mfa_otp and a code (5 minutes, once)',
+  }),
 };
 
 export const ProblemSchema = z.object(ProblemFields).openapi('Problem', { description: 'RFC 9457 problem details' });
@@ -55,6 +59,7 @@ const EXAMPLE_OPTIONS: Partial<Record<ProblemCode, ProblemOptions>> = {
     detail: 'email: Invalid email address',
     errors: [{ pointer: '#/email', detail: 'Invalid email address' }],
   },
+  'mfa-required': { extensions: { mfa_token: 'mJ3v0QxW1c8bq6z2Yk5sTnLhR4eAfDgUiOpVwXyZ7aE' } },
 };
 
 type StatusOf<C extends ProblemCode> = (typeof PROBLEMS)[C]['status'];
@@ -91,5 +96,9 @@ export function problemResponses<const C extends ProblemCode>(...codes: C[]) {
 export const UNAVAILABLE = ['database-unavailable', 'timeout'] as const;
 /** Every route with a JSON or form body may answer these before its handler runs. */
 export const BAD_BODY = ['malformed-request', 'body-too-large', 'unsupported-media-type', 'validation'] as const;
-/** Every bearer-protected route. */
-export const UNAUTHENTICATED = ['not-authenticated', 'invalid-access-token'] as const;
+/** The bearer-protected routes an admin who has still to enrol a second factor may use (requireAuthToEnrol). */
+export const UNAUTHENTICATED_ENROLLING = ['not-authenticated', 'invalid-access-token'] as const;
+/** Every other bearer-protected route (requireAuth): it refuses such an admin. */
+export const UNAUTHENTICATED = [...UNAUTHENTICATED_ENROLLING, 'mfa-enrolment-required'] as const;
+/** The sensitive actions (requireStepUp). */
+export const STEP_UP = ['insufficient-user-authentication'] as const;

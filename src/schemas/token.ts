@@ -9,14 +9,16 @@ export const ClientIdSchema = z
   .min(1)
   .max(128)
   .regex(/^[\x20-\x7e]+$/, 'client_id must be printable ASCII');
-export const GRANT_TYPES = ['password', 'refresh_token'] as const;
+export const GRANT_TYPES = ['password', 'refresh_token', 'mfa_otp'] as const;
 
 const required = (ctx: z.core.$RefinementCtx, field: string) =>
   ctx.addIssue({ code: 'custom', path: [field], message: 'Field is required' });
 
 /**
  * RFC 6749 token request: §4.3 password grant (`username` = the email, `password`; `grant_type` may be
- * omitted, as OAuth2PasswordRequestForm allows) or §6 refresh (`grant_type=refresh_token`, `refresh_token`).
+ * omitted, as OAuth2PasswordRequestForm allows), §6 refresh (`grant_type=refresh_token`, `refresh_token`), or
+ * the second step of a login with a second factor (`grant_type=mfa_otp`, `mfa_token`, and `otp` or
+ * `recovery_code`).
  */
 export const TokenRequestSchema = z
   .object({
@@ -43,6 +45,21 @@ export const TokenRequestSchema = z
       .max(MAX_FORM_FIELD_LENGTH)
       .optional()
       .openapi({ description: 'Refresh grant: the refresh token from the last response' }),
+    mfa_token: z
+      .string()
+      .max(MAX_FORM_FIELD_LENGTH)
+      .optional()
+      .openapi({ description: "mfa_otp grant: the `mfa_token` of the password grant's 403 `mfa-required`" }),
+    otp: z
+      .string()
+      .max(64)
+      .optional()
+      .openapi({ description: 'mfa_otp grant: the 6-digit code of the authenticator app', example: '123456' }),
+    recovery_code: z
+      .string()
+      .max(64)
+      .optional()
+      .openapi({ description: 'mfa_otp grant, instead of `otp`: an unused recovery code', example: 'abcde-fghij' }),
     scope: z.string().max(MAX_FORM_FIELD_LENGTH).optional(),
     client_id: ClientIdSchema.optional().openapi({
       description: 'The OAuth client asking (RFC 6749 §2.3.1); the token carries it. Public clients send no secret.',
@@ -54,6 +71,11 @@ export const TokenRequestSchema = z
       if (form.password === undefined) required(ctx, 'password');
     } else if (form.grant_type === 'refresh_token' && form.refresh_token === undefined) {
       required(ctx, 'refresh_token');
+    } else if (form.grant_type === 'mfa_otp') {
+      if (form.mfa_token === undefined) required(ctx, 'mfa_token');
+      if ((form.otp === undefined) === (form.recovery_code === undefined)) {
+        ctx.addIssue({ code: 'custom', path: ['otp'], message: 'Send exactly one of otp and recovery_code' });
+      }
     }
   })
   .openapi('TokenRequest');

@@ -6,12 +6,13 @@ import { inAccessTransaction } from '../access/transaction';
 import { epochSeconds } from '../lib/clock';
 import { isEmail, normalizeEmail } from '../lib/email';
 import { clientKey } from '../lib/ip';
-import type { LoginOutcome } from '../lib/metrics';
+import type { LoginGrant, LoginOutcome } from '../lib/metrics';
 import { AppError } from '../lib/problems';
 import { RequestAbandoned, type RequestMeta, throwIfAbandoned } from '../lib/request-meta';
 import { beginPasswordAttempt } from '../rate-limit/lockout';
 import { recordAudit } from './audit';
 import type { ServiceContext } from './context';
+import { completeMfaChallenge, hasSecondFactor, issueMfaChallenge } from './mfa';
 import { checkPassword, freshHashIfOutdated, hashOptions } from './passwords';
 import { isLive, revokeAllSessions, revokeSession, rotateRefreshToken, type Session, startSession } from './sessions';
 import type { AccessTokenClaims } from './tokens';
@@ -46,24 +47,34 @@ async function tokenPair(
  * exist. Nothing is written once the request has been answered without this handler (its timeout, a client
  * that left): the hash is dropped or its result ignored, and the writes check the request's signal.
  */
-export async function loginWithPassword(ctx: ServiceContext, input: PasswordGrant): Promise<TokenPair> {
+export const loginWithPassword = (ctx: ServiceContext, input: PasswordGrant): Promise<TokenPair> =>
+  counted(ctx, 'password', () => passwordGrant(ctx, input));
+
+/** A login step, counted by its outcome (lib/metrics.ts). */
+async function counted(ctx: ServiceContext, grant: LoginGrant, step: () => Promise<TokenPair>): Promise<TokenPair> {
   try {
-    const pair = await passwordGrant(ctx, input);
-    ctx.metrics.login('ok');
+    const pair = await step();
+    ctx.metrics.login(grant, 'ok');
     return pair;
   } catch (error) {
-    ctx.metrics.login(loginOutcome(error));
+    ctx.metrics.login(grant, loginOutcome(error));
     throw error;
   }
 }
 
-/** The outcome label of a password grant that failed (lib/metrics.ts). */
+/** The outcome label of a login step that failed. */
 function loginOutcome(error: unknown): LoginOutcome {
   if (error instanceof RequestAbandoned) return 'abandoned';
   if (!(error instanceof AppError)) return 'error';
   switch (error.code) {
     case 'invalid-credentials':
       return 'bad_credentials';
+    case 'mfa-required':
+      return 'mfa_required';
+    case 'invalid-otp':
+      return 'bad_code';
+    case 'invalid-mfa-token':
+      return 'bad_mfa_token';
     case 'rate-limited':
       return 'locked';
     case 'email-unverified':
@@ -120,6 +131,13 @@ async function passwordGrant(
     await attempt.settle('unchecked');
     throw new AppError('email-unverified');
   }
+  // The same goes for a second factor: the password alone opens nothing, it earns an mfa_token for the next step.
+  if (await hasSecondFactor(ctx, { userId: user.id })) {
+    await attempt.settle('unchecked');
+    throwIfAbandoned(meta);
+    const mfaToken = await issueMfaChallenge(ctx, { userId: user.id, clientId: clientId ?? null, meta });
+    throw new AppError('mfa-required', { extensions: { mfa_token: mfaToken } });
+  }
   const account = user; // narrowed, for the transaction's closure
   let started: Awaited<ReturnType<typeof startSession>>;
   try {
@@ -146,6 +164,18 @@ async function passwordGrant(
     ).catch(() => {});
   }
   return tokenPair(ctx, { user, ...started });
+}
+
+/**
+ * grant_type=mfa_otp: the second step of a login whose password grant answered `mfa-required`, with a TOTP
+ * code or a recovery code (services/mfa.ts completeMfaChallenge has the rules). The tokens carry
+ * `amr: ["pwd","otp"]`, and so does the session, so every refresh keeps it.
+ */
+export async function loginWithSecondFactor(
+  ctx: ServiceContext,
+  input: { mfaToken: string; code: string; method: 'totp' | 'recovery'; meta: RequestMeta },
+): Promise<TokenPair> {
+  return counted(ctx, 'mfa_otp', async () => tokenPair(ctx, await completeMfaChallenge(ctx, input)));
 }
 
 /** The refresh grant (RFC 6749 §6): spends the refresh token and returns the next pair of its session. */

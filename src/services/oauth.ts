@@ -15,7 +15,7 @@ export const TOKEN_TYPE_HINTS = ['access_token', 'refresh_token'] as const;
 export type TokenTypeHint = (typeof TOKEN_TYPE_HINTS)[number];
 
 /** The grants POST /token takes; RFC 8414 `grant_types_supported` lists them. */
-export const GRANT_TYPES_SUPPORTED = ['password', 'refresh_token'];
+export const GRANT_TYPES_SUPPORTED = ['password', 'refresh_token', 'mfa_otp'];
 
 /**
  * RFC 7009: whatever token is presented, the answer is the same (200), so revocation reveals nothing. A

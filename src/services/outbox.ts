@@ -29,6 +29,8 @@ export interface MailParams {
   /** To the new address, for this account. */
   'email-change-confirm': { userId: number };
   'email-change-notice': { newEmail: string };
+  /** A login (or a change) used one of the account's recovery codes; `left` are unused. */
+  'recovery-code-used': { left: number };
   test: Record<string, never>;
 }
 export type MailTemplate = keyof MailParams;
