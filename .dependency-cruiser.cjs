@@ -93,6 +93,14 @@ module.exports = {
       },
     },
     {
+      name: 'observability-from-entries',
+      comment:
+        'prom-client and OpenTelemetry are chosen by the runtimes; the app records through lib/metrics.ts and lib/tracing.ts',
+      severity: 'error',
+      from: { path: '^src/', pathNot: ['^src/runtimes/', '^src/observability/'] },
+      to: { path: '^src/observability/' },
+    },
+    {
       name: 'entries-are-not-imported',
       comment: 'src/runtimes/ holds the entries; nothing in src imports them but each other',
       severity: 'error',
