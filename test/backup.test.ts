@@ -4,7 +4,8 @@
  * the same rows table by table, a restored user who logs in, and a revoked session that stays revoked.
  */
 import { afterAll, describe, expect, test } from 'bun:test';
-import { rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { sql } from 'drizzle-orm';
 import { PROJECT_ROOT } from '../scripts/lib/processes';
@@ -24,10 +25,10 @@ import {
 import { startInstance } from './instances';
 
 const scratches: ScratchDatabase[] = [];
-const files: string[] = [];
+const files = mkdtempSync(join(tmpdir(), 'hpa-backups-')); // where the backups go
 afterAll(async () => {
   await Promise.all(scratches.map((scratch) => scratch.drop()));
-  for (const file of files) rmSync(file, { force: true });
+  rmSync(files, { recursive: true, force: true });
 });
 
 const cli = (args: string[], env: Record<string, string>) =>
@@ -58,8 +59,7 @@ for (const kind of ['postgres', 'pglite'] as const) {
     test('a round trip keeps every row, a user who logs in, and a revoked session revoked', async () => {
       const source = await scratchDatabase(`backup_${kind}`, { adminUrl, migrate: 'in-process' });
       scratches.push(source);
-      const file = join(PROJECT_ROOT, `.backup-test-${kind}-${process.pid}.${kind === 'postgres' ? 'dump' : 'tgz'}`);
-      files.push(file);
+      const file = join(files, kind === 'postgres' ? 'auth.dump' : 'data.tgz');
 
       let handle = await source.open();
       let instance = await startInstance(handle);
@@ -122,10 +122,9 @@ for (const kind of ['postgres', 'pglite'] as const) {
 }
 
 test('restore refuses a file of the other kind, and one that is no backup', async () => {
-  const file = join(PROJECT_ROOT, `.backup-test-garbage-${process.pid}`);
-  files.push(file);
+  const file = join(files, 'garbage');
   await Bun.write(file, 'PGDMP but not really');
-  const pglite = await cli(['restore', file], { PGLITE_DIR: join(PROJECT_ROOT, `.backup-test-dir-${process.pid}`) });
+  const pglite = await cli(['restore', file], { PGLITE_DIR: join(files, 'never-made') });
   expect(pglite.code).toBe(1);
   expect(pglite.stderr).toContain('is a pg_dump file: restore it with DATABASE_URL set');
   await Bun.write(file, 'plain text');
