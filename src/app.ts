@@ -12,6 +12,7 @@ import type { AppDeps } from './deps';
 import { describeError } from './lib/logger';
 import { AppError, PROBLEM_CONTENT_TYPE, type ProblemCode, problemResponse } from './lib/problems';
 import { RequestAbandoned } from './lib/request-meta';
+import type { Span } from './lib/tracing';
 import { requestDeadline } from './middleware/deadline';
 import { requestMeta } from './middleware/request-meta';
 import { configureOpenAPI } from './openapi';
@@ -31,7 +32,7 @@ import { createServiceContext } from './services/context';
  * globals, so Bun, Node, Deno and Workers entries (and tests) all serve this same app.
  */
 export function createApp(deps: AppDeps) {
-  const { config, logger, metrics, tracer } = deps;
+  const { config, tracer } = deps;
   const ctx = createServiceContext(deps);
   const app = createRouter();
 
@@ -39,36 +40,20 @@ export function createApp(deps: AppDeps) {
   app.use(async (c, next) => {
     c.set('ctx', ctx);
     const started = performance.now();
-    // One server span per request: the database's and the hasher's spans started inside are its children.
-    await tracer.run('HTTP', 'server', async (span) => {
-      await next();
-      // requestId() sets the header before the handler runs, but responses built whole (problems from
-      // onError, notFound, bodyLimit, validation) replace it; every response must carry it (API.md).
-      c.header('X-Request-Id', c.var.requestId);
-      const seconds = (performance.now() - started) / 1000;
-      const method = METHODS.has(c.req.method) ? c.req.method : 'OTHER';
-      const route = routeTemplate(c);
-      metrics.request({ method, route, status: c.res.status }, seconds);
-      span.rename(`${method} ${route}`);
-      span.setAttributes({
-        'http.request.method': method,
-        'http.route': route,
-        'http.response.status_code': c.res.status,
-      });
-      // OpenTelemetry's HTTP conventions: a server span fails on 5xx only (a 4xx is the client's).
-      if (c.res.status >= 500) {
-        span.setAttributes({ 'error.type': String(c.res.status) });
-        span.fail(String(c.res.status));
-      }
-      logger.info('request', {
-        method: c.req.method,
-        path: c.req.path,
-        status: c.res.status,
-        ms: Math.round(seconds * 10_000) / 10,
-        requestId: c.var.requestId,
-        userId: c.var.user?.id,
-      });
-    });
+    // One server span per request (a child of the caller's when it sends `traceparent`): the database's and
+    // the hasher's spans started inside are its children.
+    await tracer.run(
+      'HTTP',
+      'server',
+      async (span) => {
+        await next();
+        // requestId() sets the header before the handler runs, but responses built whole (problems from
+        // onError, notFound, bodyLimit, validation) replace it; every response must carry it (API.md).
+        c.header('X-Request-Id', c.var.requestId);
+        observeRequest(c, span, (performance.now() - started) / 1000);
+      },
+      c.req.header('traceparent'),
+    );
   });
   // API responses are JSON only: no scripts, no framing. /docs and /redoc set their own CSP first.
   app.use(
@@ -132,6 +117,30 @@ export function createApp(deps: AppDeps) {
 export type AppType = ReturnType<typeof createApp>;
 
 const METHODS = new Set(['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS']);
+
+/** An answered request in the metrics, on its span and in the log. */
+function observeRequest(c: Context<AppEnv>, span: Span, seconds: number): void {
+  const { metrics, logger } = c.var.ctx;
+  const { status } = c.res;
+  const method = METHODS.has(c.req.method) ? c.req.method : 'OTHER';
+  const route = routeTemplate(c);
+  metrics.request({ method, route, status }, seconds);
+  span.rename(`${method} ${route}`);
+  span.setAttributes({ 'http.request.method': method, 'http.route': route, 'http.response.status_code': status });
+  // OpenTelemetry's HTTP conventions: a server span fails on 5xx only (a 4xx is the client's).
+  if (status >= 500) {
+    span.setAttributes({ 'error.type': String(status) });
+    span.fail(String(status));
+  }
+  logger.info('request', {
+    method: c.req.method,
+    path: c.req.path,
+    status,
+    ms: Math.round(seconds * 10_000) / 10,
+    requestId: c.var.requestId,
+    userId: c.var.user?.id,
+  });
+}
 
 /**
  * The route the request matched, as registered (`/users/:id`), for metrics and span names: never the raw

@@ -168,3 +168,27 @@ test('a request answered 5xx is a failed server span; a 4xx is not', async () =>
     receiver.server.stop(true);
   }
 }, 30_000);
+
+test('a request that sends traceparent joins the caller’s trace; a malformed one starts its own', async () => {
+  const receiver = otlpReceiver();
+  const tracing = startTracing({ endpoint: `http://127.0.0.1:${receiver.server.port}`, serviceName: 'in-process' });
+  try {
+    const { app } = await createTestApp({ tracer: tracing.tracer });
+    const traceId = '4bf92f3577b34da6a3ce929d0e0e4736';
+    const callerSpanId = '00f067aa0ba902b7';
+    const joined = await app.request('/health', { headers: { traceparent: `00-${traceId}-${callerSpanId}-01` } });
+    expect(joined.status).toBe(200);
+    await app.request('/ready', { headers: { traceparent: `00-${'0'.repeat(32)}-${callerSpanId}-01` } });
+    await tracing.flush();
+    const spans = receiver.exports.flatMap((e) => e.resourceSpans.flatMap((r) => r.scopeSpans.flatMap((s) => s.spans)));
+    const health = spans.find((s) => s.name === 'GET /health');
+    expect(health?.traceId).toBe(traceId);
+    expect(health?.parentSpanId).toBe(callerSpanId);
+    const ready = spans.find((s) => s.name === 'GET /ready');
+    expect(ready?.traceId).not.toBe('0'.repeat(32));
+    expect(ready?.parentSpanId || undefined).toBeUndefined();
+  } finally {
+    await tracing.shutdown();
+    receiver.server.stop(true);
+  }
+});

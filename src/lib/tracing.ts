@@ -20,8 +20,11 @@ export interface Span {
 export interface Tracer {
   /** A span, child of the active one, that the caller ends. */
   start(name: string, kind: SpanKind, attributes?: SpanAttributes): Span;
-  /** Runs `work` with a new span active, so the spans started inside it are its children; ends it after. */
-  run<T>(name: string, kind: SpanKind, work: (span: Span) => Promise<T>): Promise<T>;
+  /**
+   * Runs `work` with a new span active, so the spans started inside it are its children; ends it after.
+   * `traceparent` (W3C Trace Context, from a request's header) makes it a child of the caller's span.
+   */
+  run<T>(name: string, kind: SpanKind, work: (span: Span) => Promise<T>, traceparent?: string): Promise<T>;
 }
 
 const idle: Span = { rename: () => {}, setAttributes: () => {}, fail: () => {}, end: () => {} };

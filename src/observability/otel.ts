@@ -20,6 +20,23 @@ const KINDS: Record<OurKind, SpanKind> = {
   internal: SpanKind.INTERNAL,
 };
 
+const TRACEPARENT = /^00-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})$/; // W3C Trace Context §3.2, version 00
+const SAMPLED = 0x01;
+
+/** The caller's span from a `traceparent` header, or undefined for none or one that is not well formed. */
+function remoteParent(header: string | undefined): Context | undefined {
+  const match = header === undefined ? null : TRACEPARENT.exec(header.trim());
+  if (!match) return undefined;
+  const [, traceId = '', spanId = '', flags = '00'] = match;
+  if (/^0+$/.test(traceId) || /^0+$/.test(spanId)) return undefined; // all zeros is invalid (§3.2.2.3, §3.2.2.4)
+  return trace.setSpanContext(ROOT_CONTEXT, {
+    traceId,
+    spanId,
+    traceFlags: Number.parseInt(flags, 16) & SAMPLED,
+    isRemote: true,
+  });
+}
+
 export interface Tracing {
   tracer: Tracer;
   /** Exports what is buffered now. */
@@ -53,8 +70,8 @@ export function startTracing({ endpoint, serviceName }: { endpoint: string; serv
   const tracer: Tracer = {
     start: (name, kind, attributes) =>
       wrap(otel.startSpan(name, { kind: KINDS[kind], attributes }, active.getStore() ?? ROOT_CONTEXT)),
-    async run(name, kind, work) {
-      const parent = active.getStore() ?? ROOT_CONTEXT;
+    async run(name, kind, work, traceparent) {
+      const parent = active.getStore() ?? remoteParent(traceparent) ?? ROOT_CONTEXT;
       const span = otel.startSpan(name, { kind: KINDS[kind] }, parent);
       const wrapped = wrap(span);
       try {
