@@ -4,7 +4,7 @@
  * the same rows table by table, a restored user who logs in, and a revoked session that stays revoked.
  */
 import { afterAll, describe, expect, test } from 'bun:test';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, symlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { sql } from 'drizzle-orm';
@@ -133,4 +133,13 @@ test('restore refuses a file of the other kind, and one that is no backup', asyn
   expect(postgres.stderr).toContain('is neither a pg_dump custom-format file nor a PGlite dump');
   const usage = await cli(['backup'], { DATABASE_URL: POSTGRES_ADMIN_URL });
   expect(usage.code).toBe(2);
+});
+
+test('without the PostgreSQL client tools, a backup says what to install', async () => {
+  const bin = join(files, 'bin-without-pg-dump');
+  mkdirSync(bin);
+  symlinkSync(process.execPath, join(bin, 'bun'));
+  const missing = await cli(['backup', join(files, 'never.dump')], { DATABASE_URL: POSTGRES_ADMIN_URL, PATH: bin });
+  expect(missing.code).toBe(1);
+  expect(missing.stderr).toContain('pg_dump was not found: install the PostgreSQL client tools');
 });
