@@ -4,6 +4,7 @@
  */
 import { afterAll, describe, expect, test } from 'bun:test';
 import { createHashPool, type HashPool } from '../src/hashing/pool';
+import { noMetrics } from '../src/lib/metrics';
 import {
   bearer,
   createTestApp,
@@ -66,6 +67,12 @@ describe('who may scrape', () => {
     await expectProblem(await app.request('/metrics', { headers: bearer(METRICS_TOKEN.slice(0, -1)) }), 401);
     const { app: remote } = await createTestApp({ env: { METRICS_TOKEN }, remoteAddress: OUTSIDE });
     await scrape(remote, bearer(METRICS_TOKEN));
+  });
+
+  test('where no metrics are kept (Workers), an allowed scraper gets a 404 problem saying so', async () => {
+    const { app } = await createTestApp({ metrics: noMetrics, remoteAddress: LOOPBACK });
+    const body = await expectProblem(await app.request('/metrics'), 404, 'not-found');
+    expect(body.detail).toBe('Metrics are not kept on this runtime');
   });
 
   test('a short METRICS_TOKEN is a configuration error naming it', async () => {
