@@ -8,7 +8,7 @@ const PASSWORD = 'an admin passphrase';
 
 // PGlite directories of their own, in PostgreSQL runs too: these tests count every admin of the database.
 const databases = await cliDatabases('cli_test');
-afterAll(() => databases.drop());
+afterAll(() => databases.drop(), SERVER_TEST_TIMEOUT_MS); // a dozen PGlite directories to remove
 
 /** The CLI on a new copy of the migrated database, and the admins a test makes with it. */
 async function freshCli() {
@@ -170,7 +170,7 @@ describe('bun scripts/cli.ts help', () => {
 
 // Its own PGlite directory: the first command creates it (initdb) and nothing migrates it.
 const empty = await scratchDatabase('cli_unmigrated');
-afterAll(() => empty.drop());
+afterAll(() => empty.drop(), SERVER_TEST_TIMEOUT_MS);
 
 describe('on a database that was never migrated', () => {
   const unmigrated = { ...empty.env, BCRYPT_COST: '4' };

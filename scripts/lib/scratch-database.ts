@@ -4,7 +4,8 @@
  * to use), and an in-memory PGlite (`scratchPglite`). Each is empty, or migrated with the project's own
  * migrations, in process (runMigrations) or through the CLI as an operator would.
  */
-import { cpSync, mkdtempSync, rmSync } from 'node:fs';
+import { cpSync, mkdtempSync } from 'node:fs';
+import { rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { PGlite } from '@electric-sql/pglite';
@@ -110,7 +111,7 @@ function scratchPgliteDir(prefix: string, template?: string): ScratchDatabase {
       return createPgliteDb(dir);
     },
     drop: async () => {
-      rmSync(dir, { recursive: true, force: true });
+      await rm(dir, { recursive: true, force: true }); // not rmSync: a PGlite directory is thousands of files
       undropped.delete(scratch);
     },
   };
