@@ -5,6 +5,8 @@ ARG BUN_VERSION=1.4.5
 FROM oven/bun:${BUN_VERSION}-slim AS deps
 WORKDIR /app
 COPY package.json bun.lock bunfig.toml ./
+# bun applies patchedDependencies at install (postgres.js: README "Poolers").
+COPY patches ./patches
 RUN bun install --frozen-lockfile --production --ignore-scripts
 
 FROM oven/bun:${BUN_VERSION}-slim AS runtime

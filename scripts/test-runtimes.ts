@@ -7,28 +7,13 @@
  * What differs from the in-process suite is listed in the README ("Runtimes"): tests that change the
  * configuration, inject a dependency or move the clock run against an in-process app even here.
  */
-import { freePort, runProcess, type ServerProcess, stopAll } from './lib/processes';
+import { BLACK_BOX_SERVER_ENV, runBlackBoxSuite } from './lib/black-box';
+import { freePort, type ServerProcess, stopAll } from './lib/processes';
 import { buildRuntime, RUNTIMES, type RuntimeName, startRuntime } from './lib/runtimes';
 import { dropAllScratchDatabases, scratchDatabase } from './lib/scratch-database';
 
 const ADMIN_URL = process.env.TEST_DATABASE_URL || 'postgres://postgres@127.0.0.1:5432/postgres';
-const SECRET_KEY = 'test-secret-key-that-is-at-least-32-bytes-long'; // test/helpers.ts TEST_SECRET_KEY: tests forge tokens with it
 const START_TIMEOUT_MS = 90_000; // wrangler's first start bundles the Worker
-const FILES = [
-  'auth',
-  'users',
-  'tokens',
-  'sessions',
-  'admin',
-  'audit',
-  'errors',
-  'docs',
-  'headers',
-  'client',
-  'password-policy',
-  'mfa-flow',
-  'fuzz',
-].map((name) => `test/${name}.test.ts`);
 
 /** Runs the suite against one runtime; returns the pass and fail counts bun test reported. */
 async function suiteOn(name: RuntimeName): Promise<{ pass: number; fail: number }> {
@@ -40,38 +25,18 @@ async function suiteOn(name: RuntimeName): Promise<{ pass: number; fail: number 
       env: {
         PORT: String(freePort()), // polled: LOG_LEVEL=error leaves out the `listening` line
         DATABASE_URL: database.url,
-        SECRET_KEY,
-        BCRYPT_COST: '4',
-        LOG_LEVEL: 'error',
-        // As createTestApp has it (test/helpers.ts testConfig): registering queues no verification mail.
-        EMAIL_VERIFICATION: 'off',
-        // The suite logs in many times from one address; the limits have their own tests (rate-limit.test.ts).
-        RATE_LIMIT_LOGIN_PER_IP: '0',
-        RATE_LIMIT_LOGIN_FAILURES: '0',
-        RATE_LIMIT_REGISTER_PER_IP: '0',
-        RATE_LIMIT_RECOVERY_PER_IP: '0',
-        RATE_LIMIT_ACCOUNT_FAILURES: '0',
-        RATE_LIMIT_ACCOUNT_FAILURES_PER_DAY: '0',
-        // The suite's admins log in with the password alone, also on workerd (NODE_ENV=production in
-        // wrangler.toml, where the policy is on by default); the policy has its own tests (mfa-policy.test.ts).
-        MFA_REQUIRED_FOR_ADMINS: 'off',
+        ...BLACK_BOX_SERVER_ENV,
       },
       timeoutMs: START_TIMEOUT_MS,
     });
     console.log(`\n==> ${name}: ${RUNTIMES[name].command.join(' ')} on ${server.url}`);
-    const suite = await runProcess(['bun', 'test', ...FILES], {
-      env: { ...process.env, TEST_BASE_URL: server.url, TEST_DATABASE_URL: database.url, FUZZ_RUNS: '40' },
-    });
-    const output = suite.stdout + suite.stderr;
-    const failures = output.split('\n').filter((line) => line.startsWith('(fail)'));
-    for (const line of new Set(failures)) console.log(`  ${line}`);
-    if (failures.length > 0) {
+    const result = await runBlackBoxSuite(server.url, database.url as string);
+    for (const line of result.failures) console.log(`  ${line}`);
+    if (result.failures.length > 0) {
       const log = `${process.env.TMPDIR ?? '/tmp'}/hpa-test-runtimes-${name}.log`;
-      await Bun.write(log, `${output}\n--- the server's output ---\n${server.lines.join('\n')}\n`);
+      await Bun.write(log, `${result.output}\n--- the server's output ---\n${server.lines.join('\n')}\n`);
       console.log(`  the whole output: ${log}`);
     }
-    const count = (word: string) => Number(new RegExp(`^\\s*(\\d+) ${word}$`, 'm').exec(output)?.[1] ?? 0);
-    const result = { pass: count('pass'), fail: count('fail') || (suite.code === 0 ? 0 : 1) };
     console.log(`${name}: ${result.pass} passed, ${result.fail} failed`);
     return result;
   } finally {

@@ -5,6 +5,8 @@ import { DescribedError, LOG_LEVELS } from './lib/logger';
 
 export const RATE_LIMIT_STORES = ['memory', 'postgres', 'redis'] as const;
 export const EMAIL_VERIFICATION_MODES = ['off', 'optional', 'required'] as const;
+export const PREPARED_STATEMENTS = ['auto', 'on', 'off'] as const;
+export type PreparedStatements = (typeof PREPARED_STATEMENTS)[number];
 const MIN_SECRET_KEY_BYTES = 32; // HS256 wants a key at least as long as its 256-bit output (RFC 7518 §3.2)
 const MIN_CLIENT_SECRET_BYTES = 16; // 128 bits: not guessable online
 
@@ -42,6 +44,9 @@ const trustProxy = z.preprocess(
     }),
 );
 
+const optionalUrl = (protocols: RegExp, what: string) =>
+  z.preprocess(emptyAsUndefined, z.string().regex(protocols, `must be ${what}`).optional());
+
 /** Where the data lives, and how to hash: all that the operator CLI needs. */
 export const CliConfigSchema = z.object({
   DATABASE_URL: z.preprocess(
@@ -51,6 +56,10 @@ export const CliConfigSchema = z.object({
       .regex(/^postgres(ql)?:\/\//, 'must be a postgres:// or postgresql:// URL')
       .optional(),
   ),
+  // Behind a transaction pooler: `auto` turns named prepared statements off when it detects one (README "Poolers").
+  DATABASE_PREPARED_STATEMENTS: z.preprocess(emptyAsUndefined, z.enum(PREPARED_STATEMENTS).default('auto')),
+  // A direct connection for LISTEN and the migration lock, when DATABASE_URL goes through a pooler.
+  DATABASE_LISTEN_URL: optionalUrl(/^postgres(ql)?:\/\//, 'a postgres:// or postgresql:// URL'),
   PGLITE_DIR: z.preprocess(emptyAsUndefined, z.string().default('./data')),
   BCRYPT_COST: integer(MIN_BCRYPT_COST, MAX_BCRYPT_COST, 12),
   EMAIL_VERIFICATION: z.preprocess(emptyAsUndefined, z.enum(EMAIL_VERIFICATION_MODES).default('optional')),
@@ -64,8 +73,6 @@ const DEFAULT_NAME = 'hono-postgres-auth';
 
 const optionalInteger = (min: number, max: number) =>
   z.preprocess(emptyAsUndefined, z.coerce.number().int().min(min).max(max).optional());
-const optionalUrl = (protocols: RegExp, what: string) =>
-  z.preprocess(emptyAsUndefined, z.string().regex(protocols, `must be ${what}`).optional());
 
 /** A yes/no setting; unset (or empty) is undefined, so a default can depend on another setting. */
 const optionalFlag = z.preprocess(
@@ -101,7 +108,6 @@ const ConfigFields = CliConfigSchema.extend({
   INTROSPECTION_CLIENT_SECRET: optionalString,
   // Cross-instance revocation (API.md "Revocation without a database round trip").
   INVALIDATION_BUS: z.preprocess(emptyAsUndefined, z.enum(INVALIDATION_BUSES).default('postgres')),
-  DATABASE_LISTEN_URL: optionalUrl(/^postgres(ql)?:\/\//, 'a postgres:// or postgresql:// URL'),
   ACCESS_VIEW_MAX_ENTRIES: integer(0, 10_000_000, 100_000), // users + sessions kept in memory; 0 = no view
   HOST: z.preprocess(emptyAsUndefined, z.string().default('0.0.0.0')),
   PORT: integer(0, 65535, 8000),

@@ -1,5 +1,5 @@
 import { describe, expect, test } from 'bun:test';
-import { eq } from 'drizzle-orm';
+import { eq, sql } from 'drizzle-orm';
 import { users } from '../src/db/schema';
 import {
   bearer,
@@ -7,6 +7,8 @@ import {
   expectProblem,
   json,
   login,
+  loginAs,
+  ownDatabase,
   PUBLIC_USER_KEYS,
   postJson,
   registerUser,
@@ -205,5 +207,26 @@ describe('POST /token', () => {
     expect(responses.map((res) => res.status)).toEqual(Array(8).fill(200));
     const [row] = await deps.db.select().from(users).where(eq(users.id, user.id));
     expect(row?.lastLoginTime?.toISOString()).toBe(new Date(start).toISOString());
+  });
+});
+
+describe('the bearer check', () => {
+  test('answers a database error in it with 503 and Retry-After, never 401', async () => {
+    const own = await ownDatabase('bearer_fault');
+    try {
+      // No view: each check reads the database (as behind a pooler with no DATABASE_LISTEN_URL).
+      const { app: ownApp } = await createTestApp({ db: own.handle.db, env: { ACCESS_VIEW_MAX_ENTRIES: '0' } });
+      const { token } = await loginAs(ownApp);
+      // A real failure of the check's own query: its table is not there (42P01), then is again.
+      await own.handle.db.execute(sql`alter table sessions rename to sessions_away`);
+      const failed = await ownApp.request('/users/me', { headers: bearer(token) });
+      await expectProblem(failed, 503, 'database-unavailable');
+      expect(Number(failed.headers.get('Retry-After'))).toBeGreaterThan(0);
+      await own.handle.db.execute(sql`alter table sessions_away rename to sessions`);
+      expect((await ownApp.request('/users/me', { headers: bearer(token) })).status).toBe(200);
+    } finally {
+      await own.handle.close();
+      await own.drop();
+    }
   });
 });

@@ -33,11 +33,13 @@ export async function startInstance(
     listenUrl,
   }: { env?: Record<string, string>; clock?: TestClock; listenUrl?: string } = {},
 ): Promise<TestInstance> {
-  const config = testConfig({ ...env, ...(listenUrl ? { DATABASE_LISTEN_URL: listenUrl } : {}) });
+  const config = testConfig(env);
   const logger = createLogger(config.LOG_LEVEL);
   const instance = createInstance(config, { hasher: testHasher(), clock, logger });
   const { db } = database;
-  const bus = await startAccessBus(config, database, { sink: accessSink(instance, db), logger });
+  // As openDatabase does with DATABASE_LISTEN_URL: session work goes there.
+  const listening = listenUrl && database.driver === 'postgres' ? { ...database, sessionUrl: listenUrl } : database;
+  const bus = await startAccessBus(config, listening, { sink: accessSink(instance, db), logger });
   await ensureSigningKey({ ...instance, db, access: bus });
   const store = await createRateLimitStore(config, { db, logger, clock, sweep: false });
   const deps = buildDeps(instance, {

@@ -1,6 +1,6 @@
 /**
  * Load benchmark: `bun run bench [--quick] [--duration 10] [--cost 12] [--users 200] [--no-reference] [--runtimes]
- * [--only throughput,tokens,floods]`
+ * [--only throughput,tokens,floods,scale]`
  *
  * Starts this service (and, unless --no-reference, the original FastAPI app from
  * ../shared/reference/fastapi-seed) one at a time, each on a fresh PostgreSQL database, drives
@@ -11,8 +11,9 @@
  * This file: the flags, the order of the scenarios and the cleanup. machine.ts: prerequisites and /proc;
  * servers.ts: the servers under test; seed.ts: their users; wrk.ts: the load; tokens.ts: two instances
  * (revocation lag, rotation under load); floods.ts: issue 10's attacks, on a server with its rate limits on;
- * report.ts: the output. `--only` runs some of the parts: throughput (the scenarios, on ours and the
- * reference, and --runtimes), tokens, floods.
+ * scale.ts: 1,000,000 users and nginx in front of one to three instances; report.ts: the output. `--only`
+ * runs some of the parts: throughput (the scenarios, on ours and the reference, and --runtimes), tokens,
+ * floods, scale.
  */
 import { existsSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
@@ -25,6 +26,7 @@ import { ensureClientRoom, type FloodFigures, measureFloods } from './floods';
 import { log } from './log';
 import { ensurePrerequisites, memoryMb, rssOfGroup, waitForQuietMachine, waitIdle } from './machine';
 import { type Measured, type Results, type RuntimeFigures, report, SCENARIOS } from './report';
+import { measureScale, type ScaleFigures } from './scale';
 import { type SeededUsers, seed } from './seed';
 import { ourEnv, startOurs, startReference, stopTarget, type Target } from './servers';
 import { measureTokens, type TokenFigures } from './tokens';
@@ -46,7 +48,7 @@ const { values: flags } = parseArgs({
     only: { type: 'string' },
   },
 });
-const PARTS = ['throughput', 'tokens', 'floods'];
+const PARTS = ['throughput', 'tokens', 'floods', 'scale'];
 const parts = new Set(flags.only?.split(',') ?? PARTS);
 const seconds = Number(flags.duration ?? process.env.BENCH_DURATION ?? (flags.quick ? 3 : 10));
 const cost = Number(flags.cost ?? process.env.BCRYPT_COST ?? 12);
@@ -192,6 +194,12 @@ async function main(): Promise<void> {
     tokens = await measureTokens(env, users, seconds);
   }
 
+  let scale: ScaleFigures | undefined;
+  if (parts.has('scale')) {
+    log('scale: 1,000 and 1,000,000 users; then nginx in front of one, two and three instances');
+    scale = await measureScale(env, { prefix: users.prefix, password: PASSWORD, cost, seconds, hashSecs });
+  }
+
   let floods: FloodFigures | undefined;
   if (parts.has('floods')) {
     log('floods: our server with its rate limits on, behind a trusted proxy');
@@ -214,6 +222,7 @@ async function main(): Promise<void> {
       tokens,
       perRuntime,
       floods,
+      scale,
       wallSeconds,
     }),
   );

@@ -1,5 +1,6 @@
 /** What the benchmark prints: progress on stderr, the markdown tables and the PASS/FAIL lines of the targets. */
 import type { Answer, FloodFigures } from './floods';
+import type { ScaleFigures } from './scale';
 import { percentiles } from './stats';
 import type { TokenFigures } from './tokens';
 import type { WrkResult } from './wrk';
@@ -45,6 +46,7 @@ export interface Run {
   tokens?: TokenFigures;
   perRuntime: RuntimeFigures[];
   floods?: FloodFigures;
+  scale?: ScaleFigures;
   wallSeconds: number;
 }
 
@@ -241,6 +243,59 @@ function serversSection(ours: Measured, ref?: Measured): string[] {
   ];
 }
 
+/** Within 10% of the 1,000-user figure: what a table a thousand times larger may cost. */
+const SCALE_TOLERANCE = 0.9;
+
+function scaleSection(s: ScaleFigures): string[] {
+  const row = (label: string, w: WrkResult, rate = w.rps) =>
+    `| ${label} | ${fmtRps(rate)} | ${fmtMs(w.p50)} | ${fmtMs(w.p99)} | ${fmtErrors(w)} |`;
+  const head = ['| | req/s | p50 | p99 | errors |', '|---|--:|--:|--:|---|'];
+  const direct = s.balanced.find((b) => b.direct)?.direct;
+  const one = s.balanced.find((b) => b.instances === 1)?.me;
+  return [
+    `## Scale (${s.cores} cores)`,
+    '',
+    `Users table at ${s.small.users.toLocaleString('en-US')} and, after COPY (${s.copySeconds.toFixed(0)} s), ` +
+      `${s.large.users.toLocaleString('en-US')} rows sharing one real bcrypt hash; no access view, so every ` +
+      'GET /users/me reads its user and session by index (with the view it answers from memory at any size):',
+    '',
+    ...head,
+    row(
+      `POST /token (logins/s), ${s.small.users.toLocaleString('en-US')} users`,
+      s.small.login,
+      loginRate(s.small.login),
+    ),
+    row(
+      `POST /token (logins/s), ${s.large.users.toLocaleString('en-US')} users`,
+      s.large.login,
+      loginRate(s.large.login),
+    ),
+    row(`GET /users/me, ${s.small.users.toLocaleString('en-US')} users`, s.small.me),
+    row(`GET /users/me, ${s.large.users.toLocaleString('en-US')} users`, s.large.me),
+    '',
+    'GET /users/me through nginx (`bun run cluster`: PgBouncer pool 5, Redis, the view on), c50:',
+    '',
+    ...head,
+    ...(direct ? [row('one instance, directly (no nginx)', direct)] : []),
+    ...s.balanced.map((b) => row(`nginx → ${b.instances} instance${b.instances > 1 ? 's' : ''}`, b.me)),
+    '',
+    `On ${s.cores} cores wrk, nginx and every instance share the same CPUs, so more instances cannot add capacity ` +
+      'here: the rows show the shape (what a second and third instance add or cost when the cores are already ' +
+      `busy) and nginx's overhead${direct && one ? ` (one instance through nginx: ${pct(one.rps / direct.rps)} of direct)` : ''}, ` +
+      'not what three machines would do.',
+    '',
+  ];
+}
+
+function scaleTargets(s: ScaleFigures): string[] {
+  const within = (large: number, small: number) => `${fmtRps(large)} vs ${fmtRps(small)} → ${pct(large / small)}`;
+  const [loginSmall, loginLarge] = [loginRate(s.small.login), loginRate(s.large.login)];
+  return [
+    `- ${pass(loginLarge >= SCALE_TOLERANCE * loginSmall)} logins at ${s.large.users.toLocaleString('en-US')} users within 10% of ${s.small.users.toLocaleString('en-US')}: ${within(loginLarge, loginSmall)}`,
+    `- ${pass(s.large.me.rps >= SCALE_TOLERANCE * s.small.me.rps)} GET /users/me at ${s.large.users.toLocaleString('en-US')} users within 10% of ${s.small.users.toLocaleString('en-US')}: ${within(s.large.me.rps, s.small.me.rps)}`,
+  ];
+}
+
 /** The whole report, as markdown: the section and the targets of each part the run measured. */
 export function report(run: Run): string {
   const { ours, ref, tokens, floods } = run;
@@ -254,11 +309,13 @@ export function report(run: Run): string {
     ...(tokens ? tokensSection(tokens) : []),
     ...(ours && run.perRuntime.length > 0 ? runtimeTable(ours.results.me as WrkResult, ours, run.perRuntime) : []),
     ...(floods ? floodsSection(floods) : []),
+    ...(run.scale ? scaleSection(run.scale) : []),
     '## Targets',
     '',
     ...(ours ? serverTargets(run, ours) : []),
     ...(tokens ? tokenTargets(tokens) : []),
     ...(floods ? floodTargets(floods) : []),
+    ...(run.scale ? scaleTargets(run.scale) : []),
     '',
     `Wall time: ${run.wallSeconds.toFixed(0)} s`,
   ].join('\n');

@@ -1,8 +1,8 @@
 /**
  * How an instance hears of access changes, and how it proves it is still hearing them.
- * - PostgreSQL: LISTEN on a dedicated connection (DATABASE_LISTEN_URL, else DATABASE_URL: a transaction-mode
- *   pooler cannot carry LISTEN, so point DATABASE_LISTEN_URL past it). The triggers of migration 0003 NOTIFY
- *   every change as its transaction commits.
+ * - PostgreSQL: LISTEN on a dedicated connection (DATABASE_LISTEN_URL, else DATABASE_URL unless that goes
+ *   through a pooler, which cannot carry LISTEN: point DATABASE_LISTEN_URL past it). The triggers of
+ *   migration 0003 NOTIFY every change as its transaction commits.
  * - PGlite: the same NOTIFYs, heard in process; one process owns the directory, so it is always connected.
  * - Redis (INVALIDATION_BUS=redis): SUBSCRIBE; the services PUBLISH each change after it commits.
  * A connection that is up is not proof of hearing (a frozen proxy keeps a socket open and silent), so the
@@ -287,13 +287,26 @@ export async function startRedisBus(url: string, options: BusOptions): Promise<A
 const waitBriefly = (ready: Promise<void>) =>
   Promise.race([ready, new Promise((resolve) => setTimeout(resolve, 2_000))]);
 
-/** The bus the configuration asks for, on this database: what bootstrap starts for a long-running instance. */
+/**
+ * The bus the configuration asks for, on this database: what bootstrap starts for a long-running instance.
+ * LISTEN needs a connection that stays on one backend; through a transaction pooler with no direct
+ * DATABASE_LISTEN_URL there is none, and the instance serves without a view (every token check reads the
+ * database: slower, never stale), saying so once.
+ */
 export function startAccessBus(
-  config: Pick<Config, 'INVALIDATION_BUS' | 'REDIS_URL' | 'DATABASE_LISTEN_URL'>,
+  config: Pick<Config, 'INVALIDATION_BUS' | 'REDIS_URL'>,
   handle: DatabaseHandle,
   options: BusOptions,
 ): Promise<AccessBus> {
   if (config.INVALIDATION_BUS === 'redis') return startRedisBus(config.REDIS_URL, options);
   if (handle.driver === 'pglite') return startPgliteBus(handle, options);
-  return startPostgresBus(config.DATABASE_LISTEN_URL ?? handle.url, options);
+  if (handle.sessionUrl === undefined) {
+    options.logger.warn(
+      'DATABASE_URL goes through a connection pooler, which cannot carry LISTEN, and DATABASE_LISTEN_URL is not ' +
+        'set: every token check reads the database (no access view). Set DATABASE_LISTEN_URL to a direct ' +
+        'connection, or INVALIDATION_BUS=redis',
+    );
+    return Promise.resolve(localOnlyBus(options.sink));
+  }
+  return startPostgresBus(handle.sessionUrl, options);
 }

@@ -29,6 +29,19 @@ export function isDatabaseUnavailable(error: unknown): boolean {
   return errorCodes(error).some((code) => UNAVAILABLE_CODES.has(code) || code.startsWith('08'));
 }
 
+// A SQLSTATE: five digits or capitals (PostgreSQL Appendix A), the code every error of the server carries.
+const SQLSTATE = /^[0-9A-Z]{5}$/;
+
+/**
+ * True for any failure of the database or of the way to it: an error the server sent (a SQLSTATE, such as
+ * 26000 "prepared statement … does not exist" behind a pooler) or a connection that failed.
+ */
+export function isDatabaseError(error: unknown): boolean {
+  if (isDatabaseUnavailable(error)) return true;
+  if (error instanceof Error && error.name === 'DrizzleQueryError') return true;
+  return errorCodes(error).some((code) => SQLSTATE.test(code));
+}
+
 /** 42P01: the table does not exist, which for this service's own tables means it was never migrated. */
 export const isUndefinedTable = (error: unknown): boolean => errorCodes(error).includes('42P01');
 

@@ -24,15 +24,18 @@ const STATEMENT_BREAKPOINT = '--> statement-breakpoint';
 /**
  * Runs `work` so that no other instance migrates at the same time. On PostgreSQL that is a session
  * advisory lock on one dedicated connection (drizzle's migrate() takes no lock, and racing instances
- * crash most of the time); a second instance waits, then finds nothing to do. A PGlite directory has
- * one process at a time (client-pglite holds a lock file), so it needs none.
+ * crash most of the time); a second instance waits, then finds nothing to do. The lock needs one backend
+ * for the whole session, so it is taken on the handle's sessionUrl (never through a transaction pooler,
+ * where it would stay held on whichever backend took it). A PGlite directory has one process at a time
+ * (client-pglite holds a lock file), so it needs none.
  */
 async function withMigrationLock(
   handle: DatabaseHandle,
   work: (db: Database, postgres?: PostgresJsDatabase) => Promise<void>,
 ): Promise<void> {
   if (handle.driver === 'pglite') return work(handle.db);
-  const client = createPostgresClient(handle.url, 1);
+  if (handle.sessionUrl === undefined) throw new DescribedError(NO_SESSION_CONNECTION);
+  const client = createPostgresClient(handle.sessionUrl, 1);
   try {
     await client`select pg_advisory_lock(${MIGRATION_LOCK_ID})`;
     try {
@@ -46,8 +49,21 @@ async function withMigrationLock(
   }
 }
 
-/** Applies every pending migration in ./drizzle (alembic upgrade head). */
+const NO_SESSION_CONNECTION =
+  'DATABASE_URL goes through a connection pooler and DATABASE_LISTEN_URL is not set: migrations need a direct ' +
+  'connection for their lock. Run `bun run cli migrate` with a direct DATABASE_URL, or set DATABASE_LISTEN_URL';
+
+/**
+ * Applies every pending migration in ./drizzle (alembic upgrade head). Behind a pooler with no direct
+ * connection, an instance whose database is already migrated (the operator ran `cli migrate`) starts; one
+ * with migrations pending refuses, saying how to run them.
+ */
 export async function runMigrations(handle: DatabaseHandle, migrationsFolder = MIGRATIONS_FOLDER): Promise<void> {
+  if (handle.driver === 'postgres' && handle.sessionUrl === undefined) {
+    const pending = (await migrationStatus(handle.db, migrationsFolder)).filter((m) => !m.applied);
+    if (pending.length === 0) return;
+    throw new DescribedError(`${pending.length} migrations pending. ${NO_SESSION_CONNECTION}`);
+  }
   await withMigrationLock(handle, (db, postgres) =>
     postgres
       ? migratePostgres(postgres, { migrationsFolder })

@@ -7,12 +7,17 @@ import type { DatabaseHandle } from './database';
  * Each driver is imported only when chosen: PGlite's WASM costs memory a PostgreSQL deployment should not pay.
  */
 export async function openDatabase(
-  config: Pick<Config, 'DATABASE_URL' | 'PGLITE_DIR'>,
+  config: Pick<Config, 'DATABASE_URL' | 'PGLITE_DIR' | 'DATABASE_PREPARED_STATEMENTS'> &
+    Partial<Pick<Config, 'DATABASE_LISTEN_URL'>>,
   options: { tracer?: Tracer } = {},
 ): Promise<DatabaseHandle> {
   if (config.DATABASE_URL) {
-    const { createPostgresDb } = await import('./client-postgres');
-    return createPostgresDb(config.DATABASE_URL, options);
+    const { openPostgresDb } = await import('./client-postgres');
+    return openPostgresDb(config.DATABASE_URL, {
+      preparedStatements: config.DATABASE_PREPARED_STATEMENTS,
+      listenUrl: config.DATABASE_LISTEN_URL,
+      tracer: options.tracer,
+    });
   }
   const { createPgliteDb } = await import('./client-pglite');
   return createPgliteDb(config.PGLITE_DIR, options);

@@ -113,7 +113,9 @@ export default {
       return problemResponse('not-configured', { detail: `The service is not configured: ${shared.message}` });
     }
     const { instance, databaseUrl } = shared;
-    const database = createPostgresDb(databaseUrl, { max: 1 });
+    // No probe per request: `auto` keeps prepared statements (Hyperdrive, the pooler Workers use, supports them).
+    const prepare = instance.config.DATABASE_PREPARED_STATEMENTS !== 'off';
+    const database = createPostgresDb(databaseUrl, { max: 1, prepare });
     try {
       // The PostgreSQL store works on this request's connection; the memory store ignores the database. No
       // timers in a request: expired counters are swept by `bun run cli prune` (cron), not by the Worker.

@@ -3,9 +3,11 @@
  * every authenticated request runs. Handlers parse and respond; the rules live here.
  */
 import { inAccessTransaction } from '../access/transaction';
+import { isDatabaseError } from '../db/errors';
 import { epochSeconds } from '../lib/clock';
 import { isEmail, normalizeEmail } from '../lib/email';
 import { clientKey } from '../lib/ip';
+import { describeError } from '../lib/logger';
 import type { LoginGrant, LoginOutcome } from '../lib/metrics';
 import { AppError } from '../lib/problems';
 import { RequestAbandoned, type RequestMeta, throwIfAbandoned } from '../lib/request-meta';
@@ -218,16 +220,35 @@ export async function endSession(
   if (!ended) throw new AppError('not-found', { detail: 'No such session' });
 }
 
+type BearerContext = Pick<ServiceContext, 'tokens' | 'view' | 'authLookup' | 'clock' | 'db' | 'logger'>;
+type BearerOptions = { /** decide from the database alone (introspection) */ fresh?: boolean };
+
 /**
  * The user and claims behind a bearer token: a token that is ours and current, whose session is live and
  * whose user exists and is enabled; null for anything else. A token seen before costs a map lookup instead
  * of a signature check; its user and session come from the view while the view can answer, from the
  * database otherwise (access/view.ts says when).
+ * A database that fails meanwhile (down, or a pooler losing a statement) is a 503 to retry, never a 401: a
+ * client told its token is bad throws it away and logs its user out, and nothing was learnt about the token.
  */
 export async function authenticateBearer(
-  { tokens, view, authLookup, clock, db }: Pick<ServiceContext, 'tokens' | 'view' | 'authLookup' | 'clock' | 'db'>,
+  ctx: BearerContext,
   token: string,
-  { fresh = false }: { /** decide from the database alone (introspection) */ fresh?: boolean } = {},
+  options: BearerOptions = {},
+): Promise<{ user: User; claims: AccessTokenClaims } | null> {
+  try {
+    return await checkBearer(ctx, token, options);
+  } catch (error) {
+    if (!isDatabaseError(error)) throw error;
+    ctx.logger.warn('database error in the token check', { error: describeError(error) });
+    throw new AppError('database-unavailable');
+  }
+}
+
+async function checkBearer(
+  { tokens, view, authLookup, clock, db }: BearerContext,
+  token: string,
+  { fresh = false }: BearerOptions,
 ): Promise<{ user: User; claims: AccessTokenClaims } | null> {
   let verified = fresh ? undefined : view.verifiedToken(token, epochSeconds(clock));
   if (!verified) {
