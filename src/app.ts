@@ -22,6 +22,7 @@ import { healthRoutes } from './routes/health';
 import { metricsRoutes } from './routes/metrics';
 import { mfaRoutes } from './routes/mfa';
 import { oauthRoutes } from './routes/oauth';
+import { passkeyRoutes } from './routes/passkeys';
 import { recoveryRoutes } from './routes/recovery';
 import { createRouter } from './routes/router';
 import { userRoutes } from './routes/users';
@@ -94,6 +95,7 @@ export function createApp(deps: AppDeps) {
     .route('/', authRoutes)
     .route('/', oauthRoutes)
     .route('/', recoveryRoutes)
+    .route('/', passkeyRoutes)
     .route('/', userRoutes)
     .route('/', mfaRoutes)
     .route('/', adminRoutes);

@@ -176,6 +176,27 @@ const ConfigFields = CliConfigSchema.extend({
   MAX_SESSIONS_PER_USER: integer(1, 10_000, 20), // live sessions per user; a new login ends the least recently used
   // Unset: on when NODE_ENV=production. An admin without a second factor may then only enrol one (README "Second factor").
   MFA_REQUIRED_FOR_ADMINS: optionalFlag,
+  // Passkeys (README "Passkeys"). Unset: PUBLIC_URL's host and origin, else localhost and http://localhost:PORT.
+  WEBAUTHN_RP_ID: z.preprocess(
+    emptyAsUndefined,
+    z
+      .string()
+      .regex(/^[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*$/, 'must be a lower-case domain name')
+      .optional(),
+  ),
+  WEBAUTHN_ORIGINS: z.preprocess(
+    emptyAsUndefined,
+    z
+      .string()
+      .transform((s) =>
+        s
+          .split(',')
+          .map((o) => o.trim())
+          .filter(Boolean),
+      )
+      .optional(),
+  ),
+  WEBAUTHN_RP_NAME: z.preprocess(emptyAsUndefined, z.string().max(100).default(DEFAULT_NAME)),
   // Operations (README "Operations"): /metrics answers this bearer token; unset, only loopback clients.
   METRICS_TOKEN: optionalString,
   // OpenTelemetry's own variables: traces go out over OTLP/HTTP only when the endpoint is set.
@@ -185,6 +206,43 @@ const ConfigFields = CliConfigSchema.extend({
   ),
   OTEL_SERVICE_NAME: z.preprocess(emptyAsUndefined, z.string().max(200).default(DEFAULT_NAME)),
 });
+
+/**
+ * The relying party's id and the origins its ceremonies may come from, defaults filled in. A browser signs
+ * for the RP id it was given and reports the page's origin; an origin outside the RP id's domain could never
+ * complete a ceremony, so such a configuration is refused at start.
+ */
+function relyingParty(config: {
+  WEBAUTHN_RP_ID?: string;
+  WEBAUTHN_ORIGINS?: string[];
+  PUBLIC_URL?: string;
+  PORT: number;
+}): { rpId: string; origins: string[] } {
+  const publicUrl = config.PUBLIC_URL === undefined ? undefined : new URL(config.PUBLIC_URL);
+  return {
+    rpId: config.WEBAUTHN_RP_ID ?? publicUrl?.hostname ?? 'localhost',
+    origins: config.WEBAUTHN_ORIGINS ?? [publicUrl?.origin ?? `http://localhost:${config.PORT}`],
+  };
+}
+
+/** Why `origin` cannot serve passkeys for `rpId`, or null. */
+function originProblem(origin: string, rpId: string): string | null {
+  let url: URL;
+  try {
+    url = new URL(origin);
+  } catch {
+    return `"${origin}" is not an origin (scheme://host[:port])`;
+  }
+  if (url.origin !== origin) return `"${origin}" is not an origin (scheme://host[:port], no path): ${url.origin}?`;
+  const host = url.hostname;
+  if (host !== rpId && !host.endsWith(`.${rpId}`)) {
+    return `"${origin}" is not on WEBAUTHN_RP_ID "${rpId}" or a subdomain of it`;
+  }
+  // Browsers offer WebAuthn only in a secure context: https, or http on localhost (WebAuthn §5.1.3).
+  const local = host === 'localhost' || host.endsWith('.localhost');
+  if (url.protocol !== 'https:' && !local) return `"${origin}" must be https (http only on localhost)`;
+  return null;
+}
 
 /** Every setting the service reads, by its environment name. */
 export const CONFIG_KEYS = Object.keys(ConfigFields.shape) as (keyof typeof ConfigFields.shape)[];
@@ -247,8 +305,15 @@ export const ConfigSchema = ConfigFields.superRefine((config, ctx) => {
       message: `must be at least ${MIN_CLIENT_SECRET_BYTES} bytes (e.g. \`openssl rand -hex 24\`)`,
     });
   }
+  const { rpId, origins } = relyingParty(config);
+  for (const origin of origins) {
+    const problem = originProblem(origin, rpId);
+    if (problem) ctx.addIssue({ code: 'custom', path: ['WEBAUTHN_ORIGINS'], message: problem });
+  }
 }).transform((config) => ({
   ...config,
+  WEBAUTHN_RP_ID: relyingParty(config).rpId,
+  WEBAUTHN_ORIGINS: relyingParty(config).origins,
   ACCESS_TOKEN_EXPIRE_MINUTES: config.ACCESS_TOKEN_EXPIRE_MINUTES ?? (config.JWT_ALGORITHM === 'HS256' ? 30 : 15),
   JWT_ISSUER: config.JWT_ISSUER ?? config.PUBLIC_URL ?? DEFAULT_NAME,
   MFA_REQUIRED_FOR_ADMINS: config.MFA_REQUIRED_FOR_ADMINS ?? config.NODE_ENV === 'production',

@@ -32,6 +32,10 @@ const TAGS = [
   { name: 'auth', description: 'Register, log in (OAuth2 password and refresh grants), log out.' },
   { name: 'users', description: 'The authenticated user: profile, password, live sessions.' },
   {
+    name: 'passkeys',
+    description: 'WebAuthn passkeys: register one while logged in, log in with it (no password), remove it.',
+  },
+  {
     name: 'admin',
     description: "For the `admin` role: users, roles, disabling, the audit log; and the first admin's bootstrap.",
   },

@@ -242,3 +242,36 @@ describe('mail settings', () => {
     expect(parseConfig({ PUBLIC_URL: 'https://auth.example.com/' }).config.PUBLIC_URL).toBe('https://auth.example.com');
   });
 });
+
+describe('passkey settings', () => {
+  test('default to localhost and http://localhost:PORT, or to PUBLIC_URL', () => {
+    const local = parseConfig({ PORT: '8123' }).config;
+    expect([local.WEBAUTHN_RP_ID, local.WEBAUTHN_ORIGINS]).toEqual(['localhost', ['http://localhost:8123']]);
+    const hosted = parseConfig({ PUBLIC_URL: 'https://auth.example.com/base/' }).config;
+    expect([hosted.WEBAUTHN_RP_ID, hosted.WEBAUTHN_ORIGINS]).toEqual([
+      'auth.example.com',
+      ['https://auth.example.com'],
+    ]);
+  });
+
+  test('accept origins on the RP id and its subdomains', () => {
+    const { config } = parseConfig({
+      WEBAUTHN_RP_ID: 'example.com',
+      WEBAUTHN_ORIGINS: 'https://example.com, https://app.example.com:8443',
+    });
+    expect(config.WEBAUTHN_ORIGINS).toEqual(['https://example.com', 'https://app.example.com:8443']);
+  });
+
+  test('refuse, in one line naming WEBAUTHN_ORIGINS, an origin outside the RP id', () => {
+    const { message } = configError({ WEBAUTHN_RP_ID: 'example.com', WEBAUTHN_ORIGINS: 'https://evil-example.com' });
+    expect(message.split('\n')).toHaveLength(1);
+    expect(message).toStartWith('invalid configuration: WEBAUTHN_ORIGINS "https://evil-example.com" is not on');
+  });
+
+  test('refuse an origin with a path, plain http off localhost, and an RP id that is no domain', () => {
+    expect(configError({ WEBAUTHN_ORIGINS: 'http://localhost:8000/app' }).message).toContain('WEBAUTHN_ORIGINS');
+    const http = configError({ WEBAUTHN_RP_ID: 'example.com', WEBAUTHN_ORIGINS: 'http://example.com' }).message;
+    expect(http).toContain('must be https');
+    expect(configError({ WEBAUTHN_RP_ID: 'https://example.com' }).message).toContain('WEBAUTHN_RP_ID');
+  });
+});

@@ -12,12 +12,14 @@ import {
   expectProblem,
   login,
   loginAs,
+  postJson,
   refresh,
   registerUser,
   type TestApp,
   uniqueEmail,
 } from './helpers';
 import { codeAt, loginWithOtp, mfaOtp, mfaTokenOf, totpUser } from './support/mfa';
+import { SoftwareAuthenticator } from './support/webauthn';
 
 const LOOPBACK = () => '127.0.0.1';
 const OUTSIDE = () => '203.0.113.20';
@@ -160,6 +162,24 @@ describe('what is counted', () => {
     expect(sample(text, 'auth_logins_total{grant="mfa_otp",outcome="bad_code"}')).toBe(1);
     expect(sample(text, 'auth_logins_total{grant="mfa_otp",outcome="ok"}')).toBe(1);
     expect(text).not.toContain(user.secret);
+  });
+
+  test('a passkey login counts under its own grant, a refused one as bad_passkey', async () => {
+    const origin = 'http://localhost:8000';
+    const { app } = await createTestApp({ env: { WEBAUTHN_ORIGINS: origin }, remoteAddress: LOOPBACK });
+    const user = await loginAs(app, uniqueEmail('metrics-passkey'));
+    const authenticator = new SoftwareAuthenticator(origin);
+    const options = async (path: string, body: unknown, token?: string) =>
+      (await postJson(app, path, body, token ? bearer(token) : {})).json() as Promise<never>;
+    const created = authenticator.create(await options('/webauthn/register/options', {}, user.token));
+    expect((await postJson(app, '/webauthn/register/verify', created, bearer(user.token))).status).toBe(201);
+    const assertion = authenticator.get(await options('/webauthn/login/options', {}));
+    expect((await postJson(app, '/webauthn/login/verify', assertion)).status).toBe(200);
+    // The same assertion again: its challenge is spent.
+    expect((await postJson(app, '/webauthn/login/verify', assertion)).status).toBe(401);
+    const text = await scrape(app);
+    expect(sample(text, 'auth_logins_total{grant="passkey",outcome="ok"}')).toBe(1);
+    expect(sample(text, 'auth_logins_total{grant="passkey",outcome="bad_passkey"}')).toBe(1);
   });
 
   test('each app counts on its own registry', async () => {

@@ -6,7 +6,7 @@ import { describe, expect, setDefaultTimeout, test } from 'bun:test';
 import { and, eq } from 'drizzle-orm';
 import { scratchDatabase } from '../scripts/lib/scratch-database';
 import { parseConfig } from '../src/config';
-import { auditEvents, users } from '../src/db/schema';
+import { auditEvents, mailOutbox, users } from '../src/db/schema';
 import {
   bearer,
   createTestApp,
@@ -185,6 +185,8 @@ describe('DELETE /users/{id}/mfa', () => {
       .where(and(eq(auditEvents.userId, user.id), eq(auditEvents.event, 'mfa_reset')));
     expect(event).toMatchObject({ actorId: admin.user.id });
     expect(event?.details).toMatchObject({ sessions_revoked: 2 });
+    const mail = await deps.db.select().from(mailOutbox).where(eq(mailOutbox.recipient, user.email));
+    expect(mail.map((m) => m.template)).toContain('second-factor-removed');
   });
 
   test('404 for an unknown user; 403 for a user who is not an admin', async () => {
@@ -196,10 +198,10 @@ describe('DELETE /users/{id}/mfa', () => {
   });
 });
 
-describe('bun run cli reset-mfa', () => {
+describe('the CLI', () => {
   // PostgreSQL, in PGlite runs too: the CLI is another process, and an in-memory PGlite is out of its reach.
   test(
-    'removes the second factor of the user with that email and ends their sessions; an unknown email exits 1',
+    'reset-mfa removes the second factor of the user with that email and ends their sessions; an unknown email exits 1; prune deletes spent mfa_tokens',
     async () => {
       const database = await scratchDatabase('mfa_cli', { adminUrl: POSTGRES_ADMIN_URL, migrate: 'in-process' });
       const handle = await database.open();
@@ -209,6 +211,10 @@ describe('bun run cli reset-mfa', () => {
         const user = await totpUser(app, () => clock.now());
         clock.advance(STEP_MS);
         const session = await loginWithOtp(app, user, clock.now());
+
+        // The login's mfa_token is spent: prune deletes it.
+        const pruned = await runCli(['prune'], database.env);
+        expect(pruned.stdout).toContain('deleted 1 spent or expired mfa_tokens');
 
         const reset = await runCli(['reset-mfa', '--email', user.email], database.env);
         expect(reset.code).toBe(0);

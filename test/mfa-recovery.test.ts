@@ -192,6 +192,20 @@ describe('disabling TOTP', () => {
     expect(events.map((e) => e.event)).toContain('totp_disabled');
   });
 
+  test('the owner is mailed that it was turned off', async () => {
+    const clock = createTestClock();
+    const { app } = await createMailTestApp({ sink, clock });
+    const user = await totpUser(app, () => clock.now());
+    const logged = await mfaOtp(app, await mfaTokenOf(app, user.email), {
+      recovery_code: user.recoveryCodes[0] as string,
+    });
+    const { access_token } = await json<TokenBody>(logged);
+    const proof = { current_password: TEST_PASSWORD, code: user.recoveryCodes[1] as string };
+    expect((await del(app, '/users/me/mfa/totp', proof, access_token)).status).toBe(204);
+    const notice = await sink.waitFor((m) => m.to === user.email && m.subject.includes('second factor'));
+    expect(notice.text).toContain('turned off');
+  });
+
   test('with a recovery code when the phone is lost', async () => {
     const { app, clock } = await clockedApp();
     const user = await totpUser(app, () => clock.now());

@@ -140,6 +140,18 @@ describe('enrolment', () => {
   });
 });
 
+describe('codes on bearer routes', () => {
+  test('a wrong code counts toward the account lockout like a wrong password', async () => {
+    const { app, clock } = await clockedApp(Date.now(), { RATE_LIMIT_LOGIN_FAILURES: '2' });
+    const { token } = await loginAs(app);
+    const { secret } = await json<{ secret: string }>(await enrol(app, token));
+    const wrong = codeAt(secret, clock.now(), 5);
+    await expectProblem(await confirm(app, token, wrong), 400, 'wrong-code');
+    await expectProblem(await confirm(app, token, wrong), 400, 'wrong-code');
+    await expectProblem(await confirm(app, token, codeAt(secret, clock.now())), 429, 'rate-limited');
+  });
+});
+
 describe('login with TOTP', () => {
   test('the password grant answers 403 mfa-required; mfa_otp gives tokens with amr pwd+otp, kept by refresh', async () => {
     const { app, clock } = await clockedApp();
@@ -215,6 +227,15 @@ describe('login with TOTP', () => {
     expect(
       (await mfaOtp(app, await mfaTokenOf(app, user.email), { otp: codeAt(user.secret, clock.now()) })).status,
     ).toBe(200);
+  });
+
+  test('a code typed as the app shows it, with a space, works', async () => {
+    const { app, clock } = await clockedApp();
+    const user = await totpUser(app, () => clock.now());
+    clock.advance(STEP_MS);
+    const code = codeAt(user.secret, clock.now());
+    const spaced = `${code.slice(0, 3)} ${code.slice(3)}`;
+    expect((await mfaOtp(app, await mfaTokenOf(app, user.email), { otp: spaced })).status).toBe(200);
   });
 
   test('two logins racing with one code: exactly one gets tokens', async () => {

@@ -54,19 +54,13 @@ export interface Nginx {
 export async function testNginxConf(config: string, dir: string): Promise<{ ok: boolean; output: string }> {
   const binary = nginxBinary();
   if (!binary) throw new Error('nginx is not installed (apt-get install nginx)');
-  const { code, stdout, stderr } = await runProcess([
-    binary,
-    '-t',
-    '-p',
-    dir,
-    '-e',
-    join(dir, 'error.log'),
-    '-c',
-    config,
-    '-g',
-    `pid ${join(dir, 'nginx.pid')};`,
-  ]);
+  const { code, stdout, stderr } = await runProcess([binary, '-t', ...nginxArgs(dir, config, '')]);
   return { ok: code === 0, output: stdout + stderr };
+}
+
+/** nginx's arguments for a prefix of its own: its error log and pid file there, `globals` before the pid. */
+function nginxArgs(dir: string, config: string, globals: string): string[] {
+  return ['-p', dir, '-e', join(dir, 'error.log'), '-c', config, '-g', `${globals}pid ${join(dir, 'nginx.pid')};`];
 }
 
 /** Starts nginx in the foreground (`daemon off`) on `port`, balancing over `upstreams` (host:port). */
@@ -86,16 +80,7 @@ export async function startNginx({
   writeFileSync(config, localNginxConf(readFileSync(NGINX_CONF, 'utf8'), { port, upstreams, dir }));
   const checked = await testNginxConf(config, dir);
   if (!checked.ok) throw new Error(`nginx refused ${config}:\n${checked.output}`);
-  const args = [
-    '-p',
-    dir,
-    '-e',
-    join(dir, 'error.log'),
-    '-c',
-    config,
-    '-g',
-    `daemon off; pid ${join(dir, 'nginx.pid')};`,
-  ];
+  const args = nginxArgs(dir, config, 'daemon off; ');
   const child: ChildProcess = spawnProcess('nginx', [binary, ...args]);
   const deadline = Date.now() + START_TIMEOUT_MS;
   while (!(await accepts(port))) {

@@ -26,7 +26,7 @@ import { UserRegisterSchema } from '../schemas/user';
 import { importUsers, parseImportText } from '../services/import-users';
 import { createKeyRing, listSigningKeys, retireSigningKey, rotateSigningKey } from '../services/keys';
 import { deleteExpiredLinkTokens } from '../services/link-tokens';
-import { resetSecondFactorByEmail } from '../services/mfa';
+import { deleteEndedMfaChallenges, resetSecondFactorByEmail } from '../services/mfa';
 import { deleteOldSentMail } from '../services/outbox';
 import { deleteEndedSessions } from '../services/sessions';
 import { createUser, ROLES, type Role, setRoleByEmail } from '../services/users';
@@ -61,8 +61,8 @@ commands:
   set-role --email <email> --role <user|admin>
   reset-mfa --email <email>        remove every second factor of the user and end their sessions (audited
                                    mfa_reset): for the only admin who lost theirs
-  prune                            delete ended sessions, expired rate-limit counters and link tokens, and sent
-                                   mail older than a week; safe to run from cron
+  prune                            delete ended sessions, expired rate-limit counters, link tokens and mfa_tokens,
+                                   and sent mail older than a week; safe to run from cron
   import-users --file <path|->     import the FastAPI app's users (JSON lines or a JSON array; - is stdin),
                                    bcrypt hashes kept as they are; exit 1 when any row was rejected
   keys list                        the signing keys and their states (needs the service's SECRET_KEY)
@@ -150,8 +150,10 @@ const COMMANDS: Record<string, Command> = {
     const counters = await deleteExpiredRateLimits(ctx);
     const links = await deleteExpiredLinkTokens(ctx);
     const mail = await deleteOldSentMail(ctx);
+    const challenges = await deleteEndedMfaChallenges(ctx);
     console.log(`deleted ${sessions} ended sessions and ${counters} expired rate-limit counters`);
     console.log(`deleted ${links} expired link tokens and ${mail} sent messages older than a week`);
+    console.log(`deleted ${challenges} spent or expired mfa_tokens`);
   },
 
   mail: (database, options, { env, args }) =>

@@ -116,6 +116,10 @@ export const AUDIT_EVENTS = [
   'recovery_code_used',
   'recovery_codes_regenerated',
   'mfa_reset',
+  'passkey_added',
+  'passkey_removed',
+  // A passkey answered with a sign counter that did not increase: a copy of its key may be in use (WebAuthn §6.1.1).
+  'passkey_counter_rollback',
 ] as const;
 export type AuditEvent = (typeof AUDIT_EVENTS)[number];
 export const auditEventEnum = pgEnum('audit_event', AUDIT_EVENTS);
@@ -302,3 +306,57 @@ export const mfaChallenges = pgTable(
 );
 
 export type MfaChallenge = typeof mfaChallenges.$inferSelect;
+
+/**
+ * Passkeys (WebAuthn public-key credentials), several per user. `credentialId` is the authenticator's id
+ * (base64url), what a login response names; `id` is ours, what the API shows. `counter` is the last sign
+ * counter seen (an unsigned 32-bit number, so bigint): a login whose counter does not increase is refused.
+ */
+export const passkeys = pgTable(
+  'passkeys',
+  {
+    id: uuid().primaryKey().defaultRandom(),
+    userId: integer()
+      .notNull()
+      .references(() => users.id, { onDelete: 'cascade' }),
+    credentialId: text().notNull(),
+    /** The COSE public key, base64url. */
+    publicKey: text().notNull(),
+    counter: bigint({ mode: 'number' }).notNull(),
+    transports: text().array().notNull().default(sql`'{}'::text[]`),
+    /** `singleDevice` or `multiDevice` (a synced passkey), from the BE flag at registration. */
+    deviceType: text().notNull(),
+    backedUp: boolean().notNull(),
+    name: text().notNull(),
+    createdAt: timestamptz().notNull().defaultNow(),
+    lastUsedAt: timestamptz(),
+  },
+  (t) => [uniqueIndex('passkeys_credential_id_key').on(t.credentialId), index('passkeys_user_id_idx').on(t.userId)],
+);
+
+export type Passkey = typeof passkeys.$inferSelect;
+
+export const WEBAUTHN_CEREMONIES = ['registration', 'authentication'] as const;
+export type WebauthnCeremony = (typeof WEBAUTHN_CEREMONIES)[number];
+export const webauthnCeremonyEnum = pgEnum('webauthn_ceremony', WEBAUTHN_CEREMONIES);
+
+/**
+ * The challenges of WebAuthn ceremonies in progress, in the database so that any instance can finish a
+ * ceremony another one began. Each is bound to its ceremony and, for a registration or a login that named
+ * an email, to its user; it is deleted as it is used (one DELETE … RETURNING, so two instances cannot both
+ * spend it), and expires unused.
+ */
+export const webauthnChallenges = pgTable(
+  'webauthn_challenges',
+  {
+    challenge: text().primaryKey(),
+    ceremony: webauthnCeremonyEnum().notNull(),
+    userId: integer().references(() => users.id, { onDelete: 'cascade' }),
+    /** Registration: the name the passkey will get. */
+    passkeyName: text(),
+    expiresAt: timestamptz().notNull(),
+  },
+  (t) => [index('webauthn_challenges_expires_at_idx').on(t.expiresAt)],
+);
+
+export type WebauthnChallenge = typeof webauthnChallenges.$inferSelect;

@@ -4,8 +4,8 @@
  * from a fixed set (a route template, an outcome, a limit's name): never an email, an id or a token.
  */
 
-/** Which step of a login (POST /token): the password grant, or the second factor's `mfa_otp` after it. */
-export type LoginGrant = 'password' | 'mfa_otp';
+/** Which login: the password grant, the second factor's `mfa_otp` after it, or a passkey (POST /webauthn/login/verify). */
+export type LoginGrant = 'password' | 'mfa_otp' | 'passkey';
 
 /** How a login step ended. */
 export type LoginOutcome =
@@ -14,6 +14,7 @@ export type LoginOutcome =
   | 'bad_credentials'
   | 'bad_code'
   | 'bad_mfa_token'
+  | 'bad_passkey'
   | 'locked'
   | 'email_unverified'
   | 'overloaded'

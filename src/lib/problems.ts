@@ -86,6 +86,13 @@ export const PROBLEMS = {
     headers: { 'WWW-Authenticate': 'Basic realm="introspection", Bearer' },
     oauthError: 'invalid_client',
   },
+  // Passkeys: one answer for every way a ceremony can fail (which one is in the audit log, not the response).
+  'passkey-rejected': { status: 400, detail: 'The passkey could not be registered; start again' },
+  'passkey-login-failed': {
+    status: 401,
+    detail: 'Passkey login failed',
+    headers: { 'WWW-Authenticate': BEARER_CHALLENGE },
+  },
   'wrong-password': { status: 400, detail: 'The current password is incorrect' },
 
   // The second factor (services/mfa.ts). The password grant's answer for a user who has one: finish the login
@@ -116,7 +123,9 @@ export const PROBLEMS = {
   },
   'mfa-enrolment-required': {
     status: 403,
-    detail: 'Admins need a second factor: enrol one at /users/me/mfa/totp, then log in with it',
+    detail:
+      'Admins need a second factor: enrol TOTP at /users/me/mfa/totp or a passkey at /webauthn/register/options, ' +
+      'then log in with it',
   },
   'mfa-already-enabled': { status: 409, detail: 'TOTP is enabled already; disable it first to enrol anew' },
   'mfa-not-enabled': { status: 409, detail: 'TOTP is not enabled (or not pending) for this account' },
@@ -180,8 +189,8 @@ export interface ProblemOptions {
   headers?: Record<string, string>;
   /** 422 only: one entry per invalid field. */
   errors?: FieldError[];
-  /** RFC 9457 §3.2 extension members, e.g. the `mfa_token` of `mfa-required`. */
-  extensions?: Record<string, string>;
+  /** RFC 9457 §3.2 extension members, e.g. the `mfa_token` and `methods` of `mfa-required`. */
+  extensions?: Record<string, string | readonly string[]>;
 }
 
 const TITLES: Record<number, string> = {

@@ -112,6 +112,15 @@ const TEMPLATES: { [T in MailTemplate]: (config: Settings, params: Prepared<T>) 
       'If this was not you, someone has your password and a recovery code: change your password now, make new recovery codes, and tell your administrator.',
     ],
   }),
+  'second-factor-removed': (config, { byAdmin }) => ({
+    subject: `The second factor of your ${config.APP_NAME} account was removed`,
+    paragraphs: [
+      byAdmin
+        ? `An administrator removed every second factor of your ${config.APP_NAME} account and signed out every device. Your password alone logs in now.`
+        : `Two-factor authentication of your ${config.APP_NAME} account was just turned off. Your password alone logs in now.`,
+      'If you did not ask for this, change your password now and tell your administrator.',
+    ],
+  }),
   test: (config) => ({
     subject: `${config.APP_NAME} test message`,
     paragraphs: [`This message shows that ${config.APP_NAME} can send mail.`],

@@ -34,6 +34,17 @@ const json = <S>(schema: S) => ({ required: true, content: { 'application/json':
 const LIMITED = limitByClientIp('loginPerIp');
 const ATTEMPT_PROBLEMS = ['rate-limited', 'overloaded', ...UNAVAILABLE] as const;
 
+/** What a route that takes the password and a code (SecondFactorProofSchema) after a step-up can answer. */
+const PROOF_PROBLEMS = [
+  ...BAD_BODY,
+  'wrong-password',
+  'wrong-code',
+  ...UNAUTHENTICATED,
+  ...STEP_UP,
+  'mfa-not-enabled',
+  ...ATTEMPT_PROBLEMS,
+] as const;
+
 export const getMfaRoute = createRoute({
   method: 'get',
   path: '/users/me/mfa',
@@ -120,15 +131,7 @@ export const disableTotpRoute = createRoute({
   request: { body: json(SecondFactorProofSchema) },
   responses: {
     204: { description: 'Disabled' },
-    ...problemResponses(
-      ...BAD_BODY,
-      'wrong-password',
-      'wrong-code',
-      ...UNAUTHENTICATED,
-      ...STEP_UP,
-      'mfa-not-enabled',
-      ...ATTEMPT_PROBLEMS,
-    ),
+    ...problemResponses(...PROOF_PROBLEMS),
   },
 });
 
@@ -146,15 +149,7 @@ export const regenerateRecoveryCodesRoute = createRoute({
   request: { body: json(SecondFactorProofSchema) },
   responses: {
     200: { description: 'The new recovery codes', content: { 'application/json': { schema: RecoveryCodesSchema } } },
-    ...problemResponses(
-      ...BAD_BODY,
-      'wrong-password',
-      'wrong-code',
-      ...UNAUTHENTICATED,
-      ...STEP_UP,
-      'mfa-not-enabled',
-      ...ATTEMPT_PROBLEMS,
-    ),
+    ...problemResponses(...PROOF_PROBLEMS),
   },
 });
 

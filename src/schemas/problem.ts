@@ -23,6 +23,14 @@ const ProblemFields = {
     description:
       'Present on 403 `/problems/mfa-required`: send it with grant_type=mfa_otp and a code (5 minutes, once)',
   }),
+  methods: z
+    .array(z.enum(['otp', 'webauthn']))
+    .optional()
+    .openapi({
+      description:
+        'Present on 403 `/problems/mfa-required`: the second factors the user has (RFC 8176 names). `otp`: ' +
+        'grant_type=mfa_otp with the mfa_token and a TOTP or recovery code; `webauthn`: a passkey login instead',
+    }),
 };
 
 export const ProblemSchema = z.object(ProblemFields).openapi('Problem', { description: 'RFC 9457 problem details' });
@@ -59,7 +67,7 @@ const EXAMPLE_OPTIONS: Partial<Record<ProblemCode, ProblemOptions>> = {
     detail: 'email: Invalid email address',
     errors: [{ pointer: '#/email', detail: 'Invalid email address' }],
   },
-  'mfa-required': { extensions: { mfa_token: 'mJ3v0QxW1c8bq6z2Yk5sTnLhR4eAfDgUiOpVwXyZ7aE' } },
+  'mfa-required': { extensions: { mfa_token: 'mJ3v0QxW1c8bq6z2Yk5sTnLhR4eAfDgUiOpVwXyZ7aE', methods: ['otp'] } },
 };
 
 type StatusOf<C extends ProblemCode> = (typeof PROBLEMS)[C]['status'];

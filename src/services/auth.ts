@@ -2,6 +2,7 @@
  * Logging in and out: the password grant, the refresh grant, logout, ending a session, and the bearer check
  * every authenticated request runs. Handlers parse and respond; the rules live here.
  */
+import type { AuthenticationResponseJSON } from '@simplewebauthn/server';
 import { inAccessTransaction } from '../access/transaction';
 import { isDatabaseError } from '../db/errors';
 import { epochSeconds } from '../lib/clock';
@@ -14,11 +15,16 @@ import { RequestAbandoned, type RequestMeta, throwIfAbandoned } from '../lib/req
 import { beginPasswordAttempt } from '../rate-limit/lockout';
 import { recordAudit } from './audit';
 import type { ServiceContext } from './context';
-import { completeMfaChallenge, hasSecondFactor, issueMfaChallenge } from './mfa';
+import { recordSuccessfulLogin } from './login';
+import { completeMfaChallenge, issueMfaChallenge, secondFactorMethods } from './mfa';
+import { checkPasskeyAssertion } from './passkeys';
 import { checkPassword, freshHashIfOutdated, hashOptions } from './passwords';
-import { isLive, revokeAllSessions, revokeSession, rotateRefreshToken, type Session, startSession } from './sessions';
+import { isLive, revokeAllSessions, revokeSession, rotateRefreshToken, type Session } from './sessions';
 import type { AccessTokenClaims } from './tokens';
-import { findUserByEmail, recordLogin, replacePasswordHash, type User } from './users';
+import { findUserByEmail, replacePasswordHash, type User } from './users';
+
+const PASSKEY_ONLY_DETAIL =
+  'A second factor is required: log in with your passkey (POST /webauthn/login/options, then /webauthn/login/verify)';
 
 /** What a successful grant hands out (RFC 6749 §5.1 names them in the response). */
 export interface TokenPair {
@@ -77,6 +83,8 @@ function loginOutcome(error: unknown): LoginOutcome {
       return 'bad_code';
     case 'invalid-mfa-token':
       return 'bad_mfa_token';
+    case 'passkey-login-failed':
+      return 'bad_passkey';
     case 'rate-limited':
       return 'locked';
     case 'email-unverified':
@@ -133,26 +141,23 @@ async function passwordGrant(
     await attempt.settle('unchecked');
     throw new AppError('email-unverified');
   }
-  // The same goes for a second factor: the password alone opens nothing, it earns an mfa_token for the next step.
-  if (await hasSecondFactor(ctx, { userId: user.id })) {
+  // The same goes for a second factor: the password alone opens nothing, it earns an mfa_token for the next step
+  // (grant_type=mfa_otp), and `methods` says which steps there are: a user whose only factor is a passkey
+  // finishes with a passkey login instead, which needs no password at all.
+  const methods = await secondFactorMethods(ctx, { userId: user.id });
+  if (methods.length > 0) {
     await attempt.settle('unchecked');
     throwIfAbandoned(meta);
     const mfaToken = await issueMfaChallenge(ctx, { userId: user.id, clientId: clientId ?? null, meta });
-    throw new AppError('mfa-required', { extensions: { mfa_token: mfaToken } });
+    throw new AppError('mfa-required', {
+      extensions: { mfa_token: mfaToken, methods },
+      ...(methods.includes('otp') ? {} : { detail: PASSKEY_ONLY_DETAIL }),
+    });
   }
   const account = user; // narrowed, for the transaction's closure
-  let started: Awaited<ReturnType<typeof startSession>>;
+  let started: Awaited<ReturnType<typeof startLogin>>;
   try {
-    started = await inAccessTransaction(ctx, async (scope) => {
-      await recordLogin(scope, { userId: account.id, at: ctx.clock.now() });
-      await recordAudit(scope, { event: 'login_succeeded', meta, userId: account.id });
-      const session = await startSession(
-        { ...ctx, ...scope },
-        { userId: account.id, meta, amr: ['pwd'], clientId: clientId ?? null },
-      );
-      throwIfAbandoned(meta); // the last moment to roll back a login nobody will receive
-      return session;
-    });
+    started = await startLogin(ctx, { user: account, meta, amr: ['pwd'], clientId: clientId ?? null });
   } catch (error) {
     await attempt.settle('unchecked');
     throw error;
@@ -166,6 +171,48 @@ async function passwordGrant(
     ).catch(() => {});
   }
   return tokenPair(ctx, { user, ...started });
+}
+
+/** A login in an access transaction of its own (services/login.ts: the time, the audit event, the session). */
+function startLogin(
+  ctx: ServiceContext,
+  { user, meta, amr, clientId }: { user: User; meta: RequestMeta; amr: string[]; clientId: string | null },
+) {
+  return inAccessTransaction(ctx, (scope) =>
+    recordSuccessfulLogin({ ...ctx, ...scope }, { userId: user.id, meta, amr, clientId }),
+  );
+}
+
+/**
+ * A passkey login (POST /webauthn/login/verify): the assertion checked by services/passkeys.ts, then the same
+ * session and tokens as the password grant, with `amr: ["webauthn"]`. Every failure is the same 401 (an unknown
+ * credential, a disabled user, a bad signature, a spent challenge), audited with what it was.
+ */
+export const loginWithPasskey = (ctx: ServiceContext, input: PasskeyLogin): Promise<TokenPair> =>
+  counted(ctx, 'passkey', () => passkeyLogin(ctx, input));
+
+interface PasskeyLogin {
+  response: AuthenticationResponseJSON;
+  meta: RequestMeta;
+}
+
+async function passkeyLogin(ctx: ServiceContext, { response, meta }: PasskeyLogin): Promise<TokenPair> {
+  const assertion = await checkPasskeyAssertion(ctx, { response, meta });
+  if (!assertion.ok) {
+    throwIfAbandoned(meta);
+    await recordAudit(ctx, {
+      event: 'login_failed',
+      meta,
+      userId: assertion.user?.id ?? null,
+      details: { method: 'webauthn', reason: assertion.reason },
+    });
+    throw new AppError('passkey-login-failed');
+  }
+  const { user } = assertion;
+  if (ctx.config.EMAIL_VERIFICATION === 'required' && user.emailVerifiedAt === null) {
+    throw new AppError('email-unverified');
+  }
+  return tokenPair(ctx, { user, ...(await startLogin(ctx, { user, meta, amr: ['webauthn'], clientId: null })) });
 }
 
 /**

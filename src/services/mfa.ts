@@ -8,12 +8,22 @@
  * once: the step of the last accepted code is stored, and a code of that step or an earlier one is refused
  * (RFC 6238 §5.2), atomically, so two requests racing with one code cannot both pass.
  */
-import { and, count, eq, isNotNull, isNull, lt, lte, or, sql } from 'drizzle-orm';
+import { and, count, eq, exists, isNotNull, isNull, lt, lte, or, sql } from 'drizzle-orm';
 import QRCode from 'qrcode';
 import { type AccessScope, inAccessTransaction } from '../access/transaction';
 import type { Config } from '../config';
 import type { Database } from '../db/database';
-import { mfaChallenges, recoveryCodes, type Session, totpFactors, type User, users } from '../db/schema';
+import {
+  mfaChallenges,
+  type Passkey,
+  passkeys,
+  recoveryCodes,
+  type Session,
+  totpFactors,
+  type User,
+  users,
+  webauthnChallenges,
+} from '../db/schema';
 import { base64url, randomToken, sha256 } from '../lib/crypto';
 import { clientKey } from '../lib/ip';
 import { deriveKeyEncryptionKey, seal, unseal } from '../lib/key-crypto';
@@ -23,13 +33,16 @@ import { matchTotp, randomTotpSecret, toBase32, totpUri } from '../lib/totp';
 import { beginPasswordAttempt } from '../rate-limit/lockout';
 import { recordAudit } from './audit';
 import type { ServiceContext } from './context';
+import { recordSuccessfulLogin } from './login';
 import { enqueueMail } from './outbox';
+import { listPasskeys } from './passkeys';
 import { withCurrentPassword } from './passwords';
-import { revokeAllSessions, startSession } from './sessions';
-import { findUserByEmail, recordLogin } from './users';
+import { revokeAllSessions } from './sessions';
+import { findUserByEmail } from './users';
 
 /** RFC 8176 methods that are a second factor: a one-time code (TOTP or a recovery code), or a passkey. */
 export const SECOND_FACTOR_METHODS = ['otp', 'webauthn'] as const;
+export type SecondFactorMethod = (typeof SECOND_FACTOR_METHODS)[number];
 /** A login finished with a TOTP or a recovery code: both are one-time passwords (RFC 8176 §2 `otp`). */
 export const OTP_AMR = ['pwd', 'otp'];
 
@@ -64,14 +77,29 @@ type Ctx = Pick<
 export const hasSecondFactorMethod = (amr: readonly string[]): boolean =>
   SECOND_FACTOR_METHODS.some((method) => amr.includes(method));
 
-/** Whether the user has a second factor (a confirmed TOTP): their logins then need it, and so do sensitive actions. */
-export async function hasSecondFactor({ db }: { db: Database }, { userId }: { userId: number }): Promise<boolean> {
-  const [factor] = await db
-    .select({ userId: totpFactors.userId })
+/**
+ * How a user proves a second factor, by RFC 8176 name: `otp` (a confirmed TOTP, and its recovery codes) and
+ * `webauthn` (a passkey); empty without one. With any, their logins need it, and so do sensitive actions.
+ */
+export async function secondFactorMethods(
+  { db }: { db: Database },
+  { userId }: { userId: number },
+): Promise<SecondFactorMethod[]> {
+  const confirmedTotp = db
+    .select({ one: sql`1` })
     .from(totpFactors)
-    .where(and(eq(totpFactors.userId, userId), isNotNull(totpFactors.confirmedAt)))
-    .limit(1);
-  return factor !== undefined;
+    .where(and(eq(totpFactors.userId, userId), isNotNull(totpFactors.confirmedAt)));
+  const anyPasskey = db.select({ one: sql`1` }).from(passkeys).where(eq(passkeys.userId, userId));
+  const [row] = await db
+    .select({ otp: sql<boolean>`${exists(confirmedTotp)}`, webauthn: sql<boolean>`${exists(anyPasskey)}` })
+    .from(users)
+    .where(eq(users.id, userId));
+  return SECOND_FACTOR_METHODS.filter((method) => row?.[method] === true);
+}
+
+/** Whether the user has a second factor (a confirmed TOTP or a passkey). */
+export async function hasSecondFactor(ctx: { db: Database }, { userId }: { userId: number }): Promise<boolean> {
+  return (await secondFactorMethods(ctx, { userId })).length > 0;
 }
 
 /**
@@ -93,12 +121,7 @@ export async function needsStepUp(
   return !hasSecondFactorMethod(amr) && (await hasSecondFactor(ctx, { userId: user.id }));
 }
 
-export interface PasskeySummary {
-  id: string;
-  name: string;
-  createdAt: Date;
-  lastUsedAt: Date | null;
-}
+export type PasskeySummary = Pick<Passkey, 'id' | 'name' | 'createdAt' | 'lastUsedAt'>;
 
 export interface MfaSummary {
   totp: { enabled: boolean; createdAt: Date | null };
@@ -108,7 +131,7 @@ export interface MfaSummary {
 
 /** GET /users/me/mfa: the user's factors, never a secret. */
 export async function getMfaSummary({ db }: { db: Database }, { userId }: { userId: number }): Promise<MfaSummary> {
-  const [[factor], [left]] = await Promise.all([
+  const [[factor], [left], keys] = await Promise.all([
     db
       .select({ confirmedAt: totpFactors.confirmedAt })
       .from(totpFactors)
@@ -117,10 +140,11 @@ export async function getMfaSummary({ db }: { db: Database }, { userId }: { user
       .select({ n: count() })
       .from(recoveryCodes)
       .where(and(eq(recoveryCodes.userId, userId), isNull(recoveryCodes.usedAt))),
+    listPasskeys({ db }, { userId }),
   ]);
   return {
     totp: { enabled: factor !== undefined, createdAt: factor?.confirmedAt ?? null },
-    passkeys: [],
+    passkeys: keys.map(({ id, name, createdAt, lastUsedAt }) => ({ id, name, createdAt, lastUsedAt })),
     recoveryCodesLeft: left?.n ?? 0,
   };
 }
@@ -215,7 +239,9 @@ async function spendCode(
   { userId, code, pending = false, only }: SpendInput,
 ): Promise<CodeUse | null> {
   const now = clock.now();
-  if (only !== 'recovery' && TOTP_CODE.test(code)) {
+  // Apps show `123 456`; people copy the space.
+  const digits = code.replace(/\s/g, '');
+  if (only !== 'recovery' && TOTP_CODE.test(digits)) {
     const [factor] = await db
       .select()
       .from(totpFactors)
@@ -227,7 +253,7 @@ async function spendCode(
       )
       .for('update');
     const secret = factor ? await openTotpSecret(config, factor) : null;
-    const step = secret ? matchTotp(secret, code, now) : null;
+    const step = secret ? matchTotp(secret, digits, now) : null;
     if (step === null) return null;
     // Conditional on a later step than the last accepted: the replay guard, atomic under the row lock.
     const used = await db
@@ -379,6 +405,11 @@ export async function disableTotp(
     await db.delete(recoveryCodes).where(eq(recoveryCodes.userId, user.id));
     await db.delete(mfaChallenges).where(eq(mfaChallenges.userId, user.id));
     await recordAudit({ db }, { event: 'totp_disabled', meta, userId: user.id, actorId: user.id });
+    // The owner hears of it at once: a thief with the password and a code would turn it off first.
+    await enqueueMail(
+      { db, clock: ctx.clock },
+      { template: 'second-factor-removed', to: user.email, params: { byAdmin: false } },
+    );
   });
 }
 
@@ -398,22 +429,25 @@ export async function regenerateRecoveryCodes(
 /**
  * DELETE /users/{id}/mfa (admin), for a user who lost every factor: every factor and recovery code goes,
  * and every session ends (a session that logged in with the lost factor must not outlive it).
+ * `actorId` is the admin, or null for the operator's CLI.
  */
 export async function resetSecondFactor(
-  ctx: Pick<ServiceContext, 'db' | 'access' | 'clock'>,
-  {
-    userId,
-    actorId,
-    meta,
-  }: { userId: number /** null: the operator's CLI */; actorId: number | null; meta: RequestMeta },
+  ctx: Pick<ServiceContext, 'db' | 'access' | 'clock' | 'mailQueued'>,
+  { userId, actorId, meta }: { userId: number; actorId: number | null; meta: RequestMeta },
 ): Promise<{ sessionsRevoked: number }> {
-  return inAccessTransaction(ctx, async (scope) => {
+  const reset = await inAccessTransaction(ctx, async (scope) => {
     const { db } = scope;
-    const [user] = await db.select({ id: users.id }).from(users).where(eq(users.id, userId)).for('update');
+    const [user] = await db
+      .select({ id: users.id, email: users.email })
+      .from(users)
+      .where(eq(users.id, userId))
+      .for('update');
     if (!user) throw new AppError('not-found', { detail: 'No such user' });
     await db.delete(totpFactors).where(eq(totpFactors.userId, userId));
     await db.delete(recoveryCodes).where(eq(recoveryCodes.userId, userId));
     await db.delete(mfaChallenges).where(eq(mfaChallenges.userId, userId));
+    await db.delete(passkeys).where(eq(passkeys.userId, userId));
+    await db.delete(webauthnChallenges).where(eq(webauthnChallenges.userId, userId));
     const sessionsRevoked = await revokeAllSessions({ ...scope, clock: ctx.clock }, { userId });
     await recordAudit(scope, {
       event: 'mfa_reset',
@@ -422,8 +456,14 @@ export async function resetSecondFactor(
       actorId,
       details: { sessions_revoked: sessionsRevoked },
     });
+    await enqueueMail(
+      { db, clock: ctx.clock },
+      { template: 'second-factor-removed', to: user.email, params: { byAdmin: true } },
+    );
     return { sessionsRevoked };
   });
+  ctx.mailQueued?.();
+  return reset;
 }
 
 /**
@@ -431,7 +471,7 @@ export async function resetSecondFactor(
  * under MFA_REQUIRED_FOR_ADMINS who lost every factor, when no other admin can call DELETE /users/{id}/mfa.
  */
 export async function resetSecondFactorByEmail(
-  ctx: Pick<ServiceContext, 'db' | 'access' | 'clock'>,
+  ctx: Pick<ServiceContext, 'db' | 'access' | 'clock' | 'mailQueued'>,
   { email, meta }: { email: string; meta: RequestMeta },
 ): Promise<{ email: string; sessionsRevoked: number }> {
   const user = await findUserByEmail(ctx, { email });
@@ -467,6 +507,15 @@ export async function issueMfaChallenge(
     await recordAudit({ db: tx }, { event: 'mfa_required', meta, userId });
   });
   return token;
+}
+
+/** Deletes every spent or expired mfa_token (`cli prune`); returns how many. A new challenge drops its user's. */
+export async function deleteEndedMfaChallenges({ db, clock }: Pick<ServiceContext, 'db' | 'clock'>): Promise<number> {
+  const deleted = await db
+    .delete(mfaChallenges)
+    .where(or(isNotNull(mfaChallenges.spentAt), lte(mfaChallenges.expiresAt, clock.now())))
+    .returning({ id: mfaChallenges.id });
+  return deleted.length;
 }
 
 const invalidMfaToken = () => new AppError('invalid-mfa-token');
@@ -531,14 +580,11 @@ export async function completeMfaChallenge(
         .update(mfaChallenges)
         .set({ spentAt: now, failures: sql`${mfaChallenges.failures} - 1` })
         .where(eq(mfaChallenges.id, challenge.id));
-      await recordLogin(scope, { userId: user.id, at: now });
-      await recordAudit(scope, { event: 'login_succeeded', meta, userId: user.id, details: { amr: OTP_AMR } });
       if (use.method === 'recovery') await noteRecoveryCodeUse({ ...ctx, db }, { user, left: use.left, meta });
-      const started = await startSession(
+      const started = await recordSuccessfulLogin(
         { ...ctx, ...scope },
         { userId: user.id, meta, amr: OTP_AMR, clientId: challenge.clientId },
       );
-      throwIfAbandoned(meta); // the last moment to roll back a login nobody will receive
       return started;
     });
   } catch (error) {

@@ -31,6 +31,8 @@ export interface MailParams {
   'email-change-notice': { newEmail: string };
   /** A login (or a change) used one of the account's recovery codes; `left` are unused. */
   'recovery-code-used': { left: number };
+  /** TOTP was turned off by the owner, or every factor removed by an admin (or the CLI). */
+  'second-factor-removed': { byAdmin: boolean };
   test: Record<string, never>;
 }
 export type MailTemplate = keyof MailParams;
