@@ -26,6 +26,8 @@ module.exports = {
     allowed('^src/hashing/', '^src/lib/'),
     allowed('^src/config\\.ts$', '^src/lib/', '^src/hashing/bcrypt\\.ts$'),
     allowed('^src/docs/', '^src/lib/'),
+    // Metrics and traces on their libraries, behind lib/metrics.ts and lib/tracing.ts.
+    allowed('^src/observability/', '^src/lib/'),
     // Storage and infrastructure.
     allowed('^src/db/', '^src/lib/', '^src/config\\.ts$'),
     allowed('^src/rate-limit/', '^src/lib/', '^src/db/', '^src/config\\.ts$'),
@@ -89,6 +91,14 @@ module.exports = {
           '^src/hashing/(pool|bun|portable)',
         ],
       },
+    },
+    {
+      name: 'observability-from-entries',
+      comment:
+        'prom-client and OpenTelemetry are chosen by the runtimes; the app records through lib/metrics.ts and lib/tracing.ts',
+      severity: 'error',
+      from: { path: '^src/', pathNot: ['^src/runtimes/', '^src/observability/'] },
+      to: { path: '^src/observability/' },
     },
     {
       name: 'entries-are-not-imported',

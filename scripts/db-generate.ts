@@ -83,4 +83,7 @@ if (import.meta.main) {
       `drafted ${relative(ROOT, file)}: check it, delete its first line, then \`bun test test/migrations.test.ts\``,
     );
   }
+  // A new migration needs its declaration too (README "Upgrades"): the lint names what is missing.
+  const { lintMigrations } = await import('./lint-migrations');
+  for (const complaint of lintMigrations(join(ROOT, 'drizzle'))) console.log(complaint);
 }

@@ -3,6 +3,7 @@ import { bodyLimit } from 'hono/body-limit';
 import { cors } from 'hono/cors';
 import { HTTPException } from 'hono/http-exception';
 import { requestId } from 'hono/request-id';
+import { matchedRoutes } from 'hono/route';
 import { secureHeaders } from 'hono/secure-headers';
 import packageJson from '../package.json' with { type: 'json' };
 import type { AppEnv } from './app-env';
@@ -11,12 +12,14 @@ import type { AppDeps } from './deps';
 import { describeError } from './lib/logger';
 import { AppError, PROBLEM_CONTENT_TYPE, type ProblemCode, problemResponse } from './lib/problems';
 import { RequestAbandoned } from './lib/request-meta';
+import type { Span } from './lib/tracing';
 import { requestDeadline } from './middleware/deadline';
 import { requestMeta } from './middleware/request-meta';
 import { configureOpenAPI } from './openapi';
 import { adminRoutes } from './routes/admin';
 import { authRoutes } from './routes/auth';
 import { healthRoutes } from './routes/health';
+import { metricsRoutes } from './routes/metrics';
 import { mfaRoutes } from './routes/mfa';
 import { oauthRoutes } from './routes/oauth';
 import { passkeyRoutes } from './routes/passkeys';
@@ -30,7 +33,7 @@ import { createServiceContext } from './services/context';
  * globals, so Bun, Node, Deno and Workers entries (and tests) all serve this same app.
  */
 export function createApp(deps: AppDeps) {
-  const { config, logger } = deps;
+  const { config, tracer } = deps;
   const ctx = createServiceContext(deps);
   const app = createRouter();
 
@@ -38,18 +41,20 @@ export function createApp(deps: AppDeps) {
   app.use(async (c, next) => {
     c.set('ctx', ctx);
     const started = performance.now();
-    await next();
-    // requestId() sets the header before the handler runs, but responses built whole (problems from
-    // onError, notFound, bodyLimit, validation) replace it; every response must carry it (API.md).
-    c.header('X-Request-Id', c.var.requestId);
-    logger.info('request', {
-      method: c.req.method,
-      path: c.req.path,
-      status: c.res.status,
-      ms: Math.round((performance.now() - started) * 10) / 10,
-      requestId: c.var.requestId,
-      userId: c.var.user?.id,
-    });
+    // One server span per request (a child of the caller's when it sends `traceparent`): the database's and
+    // the hasher's spans started inside are its children.
+    await tracer.run(
+      'HTTP',
+      'server',
+      async (span) => {
+        await next();
+        // requestId() sets the header before the handler runs, but responses built whole (problems from
+        // onError, notFound, bodyLimit, validation) replace it; every response must carry it (API.md).
+        c.header('X-Request-Id', c.var.requestId);
+        observeRequest(c, span, (performance.now() - started) / 1000);
+      },
+      c.req.header('traceparent'),
+    );
   });
   // API responses are JSON only: no scripts, no framing. /docs and /redoc set their own CSP first.
   app.use(
@@ -86,6 +91,7 @@ export function createApp(deps: AppDeps) {
   // userRoutes before adminRoutes: /users/me must match before /users/{id}.
   const routes = app
     .route('/', healthRoutes)
+    .route('/', metricsRoutes)
     .route('/', authRoutes)
     .route('/', oauthRoutes)
     .route('/', recoveryRoutes)
@@ -111,6 +117,47 @@ export function createApp(deps: AppDeps) {
 
 /** The app's type, for a typed `hono/client`: `hc<AppType>('http://localhost:8000')`. */
 export type AppType = ReturnType<typeof createApp>;
+
+const METHODS = new Set(['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS']);
+
+/** An answered request in the metrics, on its span and in the log. */
+function observeRequest(c: Context<AppEnv>, span: Span, seconds: number): void {
+  const { metrics, logger } = c.var.ctx;
+  const { status } = c.res;
+  const method = METHODS.has(c.req.method) ? c.req.method : 'OTHER';
+  const route = routeTemplate(c);
+  metrics.request({ method, route, status }, seconds);
+  span.rename(`${method} ${route}`);
+  span.setAttributes({ 'http.request.method': method, 'http.route': route, 'http.response.status_code': status });
+  // OpenTelemetry's HTTP conventions: a server span fails on 5xx only (a 4xx is the client's).
+  if (status >= 500) {
+    span.setAttributes({ 'error.type': String(status) });
+    span.fail(String(status));
+  }
+  logger.info('request', {
+    method: c.req.method,
+    path: c.req.path,
+    status,
+    ms: Math.round(seconds * 10_000) / 10,
+    requestId: c.var.requestId,
+    userId: c.var.user?.id,
+  });
+}
+
+/**
+ * The route the request matched, as registered (`/users/:id`), for metrics and span names: never the raw
+ * URL, which carries ids and any path a scanner tries; `unmatched` when no route did.
+ */
+function routeTemplate(c: Context<AppEnv>): string {
+  // From the handler that answered on: a middleware for every path (the body limit, say) answers for the
+  // route that would have run next, and of two routes that match (`/users/me`, `/users/:id`) the first wins.
+  const routes = matchedRoutes(c);
+  for (let i = c.req.routeIndex; i < routes.length; i++) {
+    const route = routes[i];
+    if (route && route.method !== 'ALL') return route.path;
+  }
+  return 'unmatched';
+}
 
 function allowedMethods(routes: { method: string; path: string }[], path: string): string[] {
   const methods = new Set<string>();
@@ -143,7 +190,11 @@ function handleError(err: Error, c: Context<AppEnv>): Response {
     logger.warn('database unavailable', { requestId: c.var.requestId, error: describeError(err) });
     return problemResponse('database-unavailable');
   }
-  if (err instanceof AppError) return problemResponse(err.code, err.options);
+  if (err instanceof AppError) {
+    if (err.code === 'overloaded') c.var.ctx.metrics.overloaded('hash_admission');
+    if (err.code === 'timeout') c.var.ctx.metrics.overloaded('deadline');
+    return problemResponse(err.code, err.options);
+  }
   // The request was answered already (its timeout) or its client has gone, and its work stopped: nobody
   // receives this answer, and it is no fault.
   if (err instanceof RequestAbandoned) return problemResponse('timeout');

@@ -197,6 +197,14 @@ const ConfigFields = CliConfigSchema.extend({
       .optional(),
   ),
   WEBAUTHN_RP_NAME: z.preprocess(emptyAsUndefined, z.string().max(100).default(DEFAULT_NAME)),
+  // Operations (README "Operations"): /metrics answers this bearer token; unset, only loopback clients.
+  METRICS_TOKEN: optionalString,
+  // OpenTelemetry's own variables: traces go out over OTLP/HTTP only when the endpoint is set.
+  OTEL_EXPORTER_OTLP_ENDPOINT: optionalUrl(
+    /^https?:\/\/[^/]/,
+    'an http:// or https:// URL (the collector, e.g. http://localhost:4318)',
+  ),
+  OTEL_SERVICE_NAME: z.preprocess(emptyAsUndefined, z.string().max(200).default(DEFAULT_NAME)),
 });
 
 /**
@@ -285,6 +293,16 @@ export const ConfigSchema = ConfigFields.superRefine((config, ctx) => {
       code: 'custom',
       path: ['INTROSPECTION_CLIENT_SECRET'],
       message: `must be at least ${MIN_CLIENT_SECRET_BYTES} bytes`,
+    });
+  }
+  if (
+    config.METRICS_TOKEN !== undefined &&
+    new TextEncoder().encode(config.METRICS_TOKEN).length < MIN_CLIENT_SECRET_BYTES
+  ) {
+    ctx.addIssue({
+      code: 'custom',
+      path: ['METRICS_TOKEN'],
+      message: `must be at least ${MIN_CLIENT_SECRET_BYTES} bytes (e.g. \`openssl rand -hex 24\`)`,
     });
   }
   const { rpId, origins } = relyingParty(config);

@@ -7,8 +7,11 @@ import type { Database } from './db/database';
 import type { User } from './db/schema';
 import type { ReadAsset } from './docs/assets';
 import type { PasswordHasher } from './hashing/hasher';
+import type { HashPool, HashPoolStats } from './hashing/pool';
 import { type Clock, systemClock } from './lib/clock';
 import { createLogger, type Logger } from './lib/logger';
+import { type Metrics, noMetrics, type PoolStats } from './lib/metrics';
+import { noTracer, type Tracer } from './lib/tracing';
 import type { RateLimits } from './rate-limit/limits';
 import type { AdminBootstrap } from './services/admin-bootstrap';
 import { createKeyRing, type KeyRing } from './services/keys';
@@ -45,6 +48,14 @@ export interface AppDeps {
   adminBootstrap?: AdminBootstrap;
   /** Wakes this instance's mail sender after a request queued mail (absent where no sender runs: Workers). */
   mailQueued?: () => void;
+  /** What /metrics reports (lib/metrics.ts): a registry of this app's own, or noMetrics where none is kept. */
+  metrics: Metrics;
+  /** Spans of requests, queries and hashes (lib/tracing.ts): noTracer unless tracing is on. */
+  tracer: Tracer;
+  /** The hash pool's queue, where the hasher has one (not the inline hasher of Workers). */
+  hashPoolStats?: () => HashPoolStats;
+  /** What passes through the database pool now (db/observed.ts). */
+  poolStats?: () => PoolStats;
 }
 
 /** What one process (or one Workers isolate) builds once and every request shares. */
@@ -82,11 +93,28 @@ export function buildDeps(
     remoteAddress?: AppDeps['remoteAddress'];
     adminBootstrap?: AppDeps['adminBootstrap'];
     mailQueued?: AppDeps['mailQueued'];
+    metrics?: Metrics;
+    tracer?: Tracer;
+    poolStats?: AppDeps['poolStats'];
   },
 ): AppDeps {
   const { config, logger, clock, hasher, keys, tokens, view } = instance;
-  return { config, logger, clock, hasher, keys, tokens, view, ...parts };
+  return {
+    config,
+    logger,
+    clock,
+    hasher,
+    keys,
+    tokens,
+    view,
+    hashPoolStats: isHashPool(hasher) ? () => hasher.stats() : undefined,
+    ...parts,
+    metrics: parts.metrics ?? noMetrics,
+    tracer: parts.tracer ?? noTracer,
+  };
 }
+
+const isHashPool = (hasher: PasswordHasher): hasher is HashPool => typeof (hasher as HashPool).stats === 'function';
 
 /**
  * What an instance does with an access change it hears of: the view forgets what it names; the key ring

@@ -57,6 +57,7 @@ const TAGS = [
       'finished by `grant_type=mfa_otp` at POST /token.',
   },
   { name: 'health', description: 'Liveness and readiness probes, for load balancers and orchestrators.' },
+  { name: 'operations', description: 'What operators scrape: Prometheus metrics of this instance.' },
 ];
 
 /**

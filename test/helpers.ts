@@ -10,6 +10,7 @@ import { readAssetFromNodeModules } from '../src/docs/read-node-modules';
 import { createBunHasher } from '../src/hashing/bun';
 import type { Clock } from '../src/lib/clock';
 import { createLogger } from '../src/lib/logger';
+import { createPrometheusMetrics } from '../src/observability/prometheus';
 import { createRateLimitStore } from '../src/rate-limit/stores';
 import type { UserPublic } from '../src/schemas/user';
 import { createKeyRing, ensureSigningKey } from '../src/services/keys';
@@ -177,6 +178,8 @@ export async function createTestApp(
       access: localOnlyBus(sink),
       rateLimits: rateLimitStore.rateLimits,
       readAsset: readAssetFromNodeModules,
+      metrics: createPrometheusMetrics(),
+      poolStats: (await testDatabase()).stats,
     }),
     ...depOverrides,
   };

@@ -11,6 +11,7 @@ import type { DatabaseHandle } from '../src/db/database';
 import { accessSink, buildDeps, createInstance } from '../src/deps';
 import { readAssetFromNodeModules } from '../src/docs/read-node-modules';
 import { createLogger } from '../src/lib/logger';
+import { createPrometheusMetrics } from '../src/observability/prometheus';
 import { createRateLimitStore } from '../src/rate-limit/stores';
 import { ensureSigningKey } from '../src/services/keys';
 import { createTestClock, ownDatabase, POSTGRES_ADMIN_URL, type TestClock, testConfig, testHasher } from './helpers';
@@ -46,6 +47,8 @@ export async function startInstance(
     access: bus,
     rateLimits: store.rateLimits,
     readAsset: readAssetFromNodeModules,
+    metrics: createPrometheusMetrics(),
+    poolStats: database.stats,
   });
   return {
     app: createApp(deps),

@@ -30,6 +30,7 @@ import { deleteEndedMfaChallenges, resetSecondFactorByEmail } from '../services/
 import { deleteOldSentMail } from '../services/outbox';
 import { deleteEndedSessions } from '../services/sessions';
 import { createUser, ROLES, type Role, setRoleByEmail } from '../services/users';
+import { backup, restore } from './backup';
 import { MAIL_USAGE, mailCommand } from './mail';
 import { readPassword } from './password-prompt';
 import { CLI_USER_AGENT, createAdminThroughService } from './running-service';
@@ -68,6 +69,9 @@ commands:
   keys rotate                      a new key: published now, signing after JWKS_MAX_AGE_SECONDS
   keys retire <kid>                the emergency stop: every token of that key fails at once, everywhere
 ${MAIL_USAGE}
+  backup <file>                    PostgreSQL: pg_dump custom format; PGlite: a dump of PGLITE_DIR (stop the
+                                   service first)
+  restore <file> [--force]         into an empty database or directory; --force replaces what is there
   help                             this text (also --help)
 
 The database is DATABASE_URL, else the embedded PGlite in PGLITE_DIR (default ./data).
@@ -275,16 +279,23 @@ async function run(argv: string[], context: CliContext): Promise<void> {
         role: { type: 'string' },
         file: { type: 'string' },
         all: { type: 'boolean' },
+        force: { type: 'boolean' },
       },
-      allowPositionals: name === 'keys' || name === 'mail', // `keys retire <kid>`, `mail retry 12`
+      // `keys retire <kid>`, `mail retry 12`, `backup <file>`
+      allowPositionals: ['keys', 'mail', 'backup', 'restore'].includes(name),
       strict: true,
     });
-    values = { ...parsed.values, all: parsed.values.all ? 'true' : undefined };
+    values = {
+      ...parsed.values,
+      all: parsed.values.all ? 'true' : undefined,
+      force: parsed.values.force ? 'true' : undefined,
+    };
     positionals = parsed.positionals;
   } catch (error) {
     throw new UsageError((error as Error).message);
   }
   if (name === 'create-admin') return createAdmin(values, context);
+  if (name === 'backup' || name === 'restore') return backupCommand(name, values, positionals, context);
   const command = COMMANDS[name];
   if (!command) throw new UsageError(`unknown command: ${name}`);
   const database = await openDatabase(parseCliConfig(context.env));
@@ -294,6 +305,16 @@ async function run(argv: string[], context: CliContext): Promise<void> {
   } finally {
     await database.close(); // PGlite keeps the process alive until closed
   }
+}
+
+/** backup and restore open the database their own way: pg_dump, pg_restore, or PGlite's dump of the directory. */
+async function backupCommand(name: 'backup' | 'restore', options: Options, args: string[], context: CliContext) {
+  const [file, ...extra] = args;
+  if (!file || extra.length > 0) throw new UsageError(`${name} takes one file: ${name} <file>`);
+  const target = parseCliConfig(context.env);
+  console.log(
+    name === 'backup' ? await backup(target, file) : await restore(target, file, { force: options.force === 'true' }),
+  );
 }
 
 /** `help`, or `--help` / `-h` anywhere (`create-admin --help` asks for help, not for an admin). */

@@ -14,10 +14,13 @@ import { join, resolve } from 'node:path';
 import { PGlite } from '@electric-sql/pglite';
 import { drizzle } from 'drizzle-orm/pglite';
 import { DescribedError, describeError } from '../lib/logger';
+import type { Tracer } from '../lib/tracing';
 import type { Database, DatabaseHandle } from './database';
+import { createQueryObserver, observePglite } from './observed';
 import * as schema from './schema';
 
-const LOCK_FILE = '.hono-postgres-auth.lock';
+/** The lock file inside a data directory (a backup of the directory carries its taker's). */
+export const LOCK_FILE = '.hono-postgres-auth.lock';
 const HEARTBEAT_MS = 2_000; // the holder touches its lock file this often…
 const STALE_MS = 30_000; // …and a lock untouched this long has no holder (PGlite's first start blocks for ~5 s)
 const heldDirs = new Set<string>();
@@ -31,7 +34,7 @@ export class DataDirLockedError extends DescribedError {
  * PGlite has no cross-process lock, and two processes on one directory silently lose writes.
  * Without one (tests) it lives in memory.
  */
-export async function createPgliteDb(dataDir?: string): Promise<DatabaseHandle> {
+export async function createPgliteDb(dataDir?: string, options: { tracer?: Tracer } = {}): Promise<DatabaseHandle> {
   const release = dataDir === undefined ? () => {} : await acquireDirLock(resolve(dataDir));
   let client: PGlite;
   try {
@@ -41,7 +44,7 @@ export async function createPgliteDb(dataDir?: string): Promise<DatabaseHandle> 
     release();
     throw error;
   }
-  const handle = pgliteHandle(client);
+  const handle = pgliteHandle(client, options);
   return {
     ...handle,
     close: async () => {
@@ -55,9 +58,13 @@ export async function createPgliteDb(dataDir?: string): Promise<DatabaseHandle> 
 }
 
 /** A PGlite client as the app uses one: Drizzle over it, the client itself for LISTEN, and how to close it. */
-export function pgliteHandle(client: PGlite): Extract<DatabaseHandle, { driver: 'pglite' }> {
-  const db = drizzle({ client, schema, casing: 'snake_case' }) as unknown as Database;
-  return { db, driver: 'pglite', client, close: () => client.close() };
+export function pgliteHandle(
+  client: PGlite,
+  { tracer }: { tracer?: Tracer } = {},
+): Extract<DatabaseHandle, { driver: 'pglite' }> {
+  const observer = createQueryObserver(1, tracer);
+  const db = drizzle({ client: observePglite(client, observer), schema, casing: 'snake_case' }) as unknown as Database;
+  return { db, driver: 'pglite', client, stats: observer.stats, close: () => client.close() };
 }
 
 /** What a lock file says about its holder. */

@@ -1,12 +1,16 @@
 import { drizzle } from 'drizzle-orm/postgres-js';
 import postgres from 'postgres';
 import type { PreparedStatements } from '../config';
+import type { Tracer } from '../lib/tracing';
 import type { Database, DatabaseHandle } from './database';
+import { createQueryObserver, observePostgres } from './observed';
 import * as schema from './schema';
 
 export interface PostgresOptions {
   /** Pool size; postgres.js opens connections lazily, so an idle service holds none. */
   max?: number;
+  /** Traces each query as a span of the request's (tracing on). */
+  tracer?: Tracer;
   /** Named prepared statements (postgres.js `prepare`); off behind a transaction pooler. */
   prepare?: boolean;
   /** Whether a pooler stands between us and PostgreSQL (detectPooler). */
@@ -15,11 +19,17 @@ export interface PostgresOptions {
   sessionUrl?: string;
 }
 
+const DEFAULT_POOL_SIZE = 10;
+
 // Bounded so a database that is down or unreachable turns into a quick 503, not a hung request.
 const CONNECT_TIMEOUT_SECONDS = 5;
 const IDLE_TIMEOUT_SECONDS = 30;
 
-export function createPostgresClient(url: string, max = 10, { prepare = true }: { prepare?: boolean } = {}) {
+export function createPostgresClient(
+  url: string,
+  max = DEFAULT_POOL_SIZE,
+  { prepare = true }: { prepare?: boolean } = {},
+) {
   return postgres(url, {
     max,
     prepare,
@@ -31,12 +41,19 @@ export function createPostgresClient(url: string, max = 10, { prepare = true }: 
 
 export function createPostgresDb(url: string, options: PostgresOptions = {}): DatabaseHandle {
   const { prepare = true, pooled = false } = options;
-  const client = createPostgresClient(url, options.max, { prepare });
-  const db = drizzle({ client, schema, casing: 'snake_case' }) as unknown as Database;
+  const max = options.max ?? DEFAULT_POOL_SIZE;
+  const client = createPostgresClient(url, max, { prepare });
+  const observer = createQueryObserver(max, options.tracer);
+  const db = drizzle({
+    client: observePostgres(client, observer),
+    schema,
+    casing: 'snake_case',
+  }) as unknown as Database;
   return {
     db,
     driver: 'postgres',
     url,
+    stats: observer.stats,
     prepare,
     pooled,
     sessionUrl: options.sessionUrl ?? (pooled ? undefined : url),
@@ -76,9 +93,13 @@ export async function detectPooler(url: string): Promise<boolean> {
  */
 export async function openPostgresDb(
   url: string,
-  { preparedStatements = 'auto', listenUrl }: { preparedStatements?: PreparedStatements; listenUrl?: string } = {},
+  {
+    preparedStatements = 'auto',
+    listenUrl,
+    tracer,
+  }: { preparedStatements?: PreparedStatements; listenUrl?: string; tracer?: Tracer } = {},
 ): Promise<DatabaseHandle> {
   const pooled = await detectPooler(url);
   const prepare = preparedStatements === 'auto' ? !pooled : preparedStatements === 'on';
-  return createPostgresDb(url, { prepare, pooled, sessionUrl: listenUrl });
+  return createPostgresDb(url, { prepare, pooled, sessionUrl: listenUrl, tracer });
 }

@@ -140,3 +140,10 @@ export function resolveClientAddress(
   }
   return chain[0] as string; // every hop is a trusted proxy: the furthest one is all we know
 }
+
+/** 127.0.0.0/8 or ::1 (an IPv4-mapped loopback counts): a client on this machine. */
+export function isLoopback(ip: string | null): boolean {
+  const address = ip === null ? null : parseAddress(ip);
+  if (!address) return false;
+  return address.version === 4 ? address.value >> 24n === 127n : address.value === 1n;
+}

@@ -22,6 +22,7 @@
  * - A 429's `Retry-After` is the real wait: the whole seconds until the window that refused it ends.
  */
 import { describeError, type Logger } from '../lib/logger';
+import type { LockoutLimit, Metrics } from '../lib/metrics';
 import { isLimitReached, limitReached, type RateLimitName, type RateLimits, resetLimit, storeKey } from './limits';
 
 /** An attempt in flight on this instance. */
@@ -54,9 +55,10 @@ interface LockoutDeps {
   rateLimits: RateLimits;
   logger: Logger;
   attempts: AttemptTracker;
+  metrics: Pick<Metrics, 'lockout'>;
 }
 
-type Reservation = { name: RateLimitName; key: string };
+type Reservation = { name: LockoutLimit & RateLimitName; key: string };
 
 /**
  * Starts a password attempt of `address` (a clientKey) on `account` (the normalized email, known or not:
@@ -92,7 +94,10 @@ export async function beginPasswordAttempt(
       // request's deadline. Attempts that wait themselves are not waited for, and waiting wakes nobody, so
       // refused attempts neither wait for each other nor wake each other in a loop.
       const others = [...(attempts.get(account) ?? [])].filter((other) => other !== self && other.state !== 'waiting');
-      if (others.length === 0) throw limitReached(outcome.refused.name, outcome.msBeforeNext);
+      if (others.length === 0) {
+        deps.metrics.lockout(outcome.refused.name);
+        throw limitReached(outcome.refused.name, outcome.msBeforeNext);
+      }
       self.state = 'waiting';
       await Promise.race(others.map((other) => (other.state === 'holding' ? other.gone : other.held)));
     }

@@ -21,6 +21,7 @@ import type { Clock } from '../lib/clock';
 import { createLogger, describeError, type Logger } from '../lib/logger';
 import { createMailSender, type MailSender } from '../mail/sender';
 import { createMailTransport } from '../mail/transport';
+import { createPrometheusMetrics } from '../observability/prometheus';
 import { createRateLimitStore } from '../rate-limit/stores';
 import { type AdminBootstrap, openAdminBootstrap } from '../services/admin-bootstrap';
 import { ensureSigningKey, startKeyMaintenance } from '../services/keys';
@@ -80,7 +81,8 @@ export async function bootstrap(env: Record<string, unknown>, parts: RuntimePart
   if (pgliteDir && !existsSync(join(pgliteDir, 'PG_VERSION'))) {
     say(config, `creating the embedded database in ${pgliteDir} (first start only; this takes a few seconds)`);
   }
-  const database = await openDatabase(config);
+  const tracing = await startTracingIfConfigured(config);
+  const database = await openDatabase(config, { tracer: tracing?.tracer });
   try {
     await runMigrations(database, parts.migrationsFolder);
     const adminBootstrap = pgliteDir ? await openBootstrapIfNoAdmin(database, pgliteDir) : undefined;
@@ -101,6 +103,9 @@ export async function bootstrap(env: Record<string, unknown>, parts: RuntimePart
         remoteAddress: parts.remoteAddress,
         adminBootstrap: adminBootstrap?.bootstrap,
         mailQueued: mailSender ? () => mailSender.wake() : undefined,
+        metrics: createPrometheusMetrics(),
+        tracer: tracing?.tracer,
+        poolStats: database.stats,
       }),
     );
     const close = async () => {
@@ -111,12 +116,24 @@ export async function bootstrap(env: Record<string, unknown>, parts: RuntimePart
       await access.stop();
       await rateLimitStore.close();
       await database.close();
+      await tracing?.shutdown(); // last: it exports what the rest did while closing
     };
     return { app, config, logger, database, adminBootstrap, devKeyPath, mailSender, close };
   } catch (error) {
     await database.close();
+    await tracing?.shutdown();
     throw error;
   }
+}
+
+/**
+ * OpenTelemetry only when OTEL_EXPORTER_OTLP_ENDPOINT is set, and only then imported: the SDK costs start-up
+ * time and memory a service without a collector should not pay.
+ */
+async function startTracingIfConfigured(config: Config) {
+  if (!config.OTEL_EXPORTER_OTLP_ENDPOINT) return undefined;
+  const { startTracing } = await import('../observability/otel');
+  return startTracing({ endpoint: config.OTEL_EXPORTER_OTLP_ENDPOINT, serviceName: config.OTEL_SERVICE_NAME });
 }
 
 /**

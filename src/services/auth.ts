@@ -9,8 +9,9 @@ import { epochSeconds } from '../lib/clock';
 import { isEmail, normalizeEmail } from '../lib/email';
 import { clientKey } from '../lib/ip';
 import { describeError } from '../lib/logger';
+import type { LoginGrant, LoginOutcome } from '../lib/metrics';
 import { AppError } from '../lib/problems';
-import { type RequestMeta, throwIfAbandoned } from '../lib/request-meta';
+import { RequestAbandoned, type RequestMeta, throwIfAbandoned } from '../lib/request-meta';
 import { beginPasswordAttempt } from '../rate-limit/lockout';
 import { recordAudit } from './audit';
 import type { ServiceContext } from './context';
@@ -54,19 +55,60 @@ async function tokenPair(
  * exist. Nothing is written once the request has been answered without this handler (its timeout, a client
  * that left): the hash is dropped or its result ignored, and the writes check the request's signal.
  */
-export async function loginWithPassword(
+export const loginWithPassword = (ctx: ServiceContext, input: PasswordGrant): Promise<TokenPair> =>
+  counted(ctx, 'password', () => passwordGrant(ctx, input));
+
+/** A login step, counted by its outcome (lib/metrics.ts). */
+async function counted(ctx: ServiceContext, grant: LoginGrant, step: () => Promise<TokenPair>): Promise<TokenPair> {
+  try {
+    const pair = await step();
+    ctx.metrics.login(grant, 'ok');
+    return pair;
+  } catch (error) {
+    ctx.metrics.login(grant, loginOutcome(error));
+    throw error;
+  }
+}
+
+/** The outcome label of a login step that failed. */
+function loginOutcome(error: unknown): LoginOutcome {
+  if (error instanceof RequestAbandoned) return 'abandoned';
+  if (!(error instanceof AppError)) return 'error';
+  switch (error.code) {
+    case 'invalid-credentials':
+      return 'bad_credentials';
+    case 'mfa-required':
+      return 'mfa_required';
+    case 'invalid-otp':
+      return 'bad_code';
+    case 'invalid-mfa-token':
+      return 'bad_mfa_token';
+    case 'passkey-login-failed':
+      return 'bad_passkey';
+    case 'rate-limited':
+      return 'locked';
+    case 'email-unverified':
+      return 'email_unverified';
+    case 'overloaded':
+      return 'overloaded';
+    case 'timeout':
+      return 'abandoned';
+    default:
+      return 'error';
+  }
+}
+
+interface PasswordGrant {
+  username: string;
+  password: string;
+  /** RFC 6749 §4.3 `client_id`, if the client sent one */
+  clientId?: string;
+  meta: RequestMeta;
+}
+
+async function passwordGrant(
   ctx: ServiceContext,
-  {
-    username,
-    password,
-    clientId,
-    meta,
-  }: {
-    username: string;
-    password: string /** RFC 6749 §4.3 `client_id`, if the client sent one */;
-    clientId?: string;
-    meta: RequestMeta;
-  },
+  { username, password, clientId, meta }: PasswordGrant,
 ): Promise<TokenPair> {
   const email = normalizeEmail(username);
   const attempt = await beginPasswordAttempt(ctx, { account: email, address: clientKey(meta.ip) });
@@ -146,10 +188,15 @@ function startLogin(
  * session and tokens as the password grant, with `amr: ["webauthn"]`. Every failure is the same 401 (an unknown
  * credential, a disabled user, a bad signature, a spent challenge), audited with what it was.
  */
-export async function loginWithPasskey(
-  ctx: ServiceContext,
-  { response, meta }: { response: AuthenticationResponseJSON; meta: RequestMeta },
-): Promise<TokenPair> {
+export const loginWithPasskey = (ctx: ServiceContext, input: PasskeyLogin): Promise<TokenPair> =>
+  counted(ctx, 'passkey', () => passkeyLogin(ctx, input));
+
+interface PasskeyLogin {
+  response: AuthenticationResponseJSON;
+  meta: RequestMeta;
+}
+
+async function passkeyLogin(ctx: ServiceContext, { response, meta }: PasskeyLogin): Promise<TokenPair> {
   const assertion = await checkPasskeyAssertion(ctx, { response, meta });
   if (!assertion.ok) {
     throwIfAbandoned(meta);
@@ -177,7 +224,7 @@ export async function loginWithSecondFactor(
   ctx: ServiceContext,
   input: { mfaToken: string; code: string; method: 'totp' | 'recovery'; meta: RequestMeta },
 ): Promise<TokenPair> {
-  return tokenPair(ctx, await completeMfaChallenge(ctx, input));
+  return counted(ctx, 'mfa_otp', async () => tokenPair(ctx, await completeMfaChallenge(ctx, input)));
 }
 
 /** The refresh grant (RFC 6749 §6): spends the refresh token and returns the next pair of its session. */

@@ -1,4 +1,5 @@
 import type { AppDeps } from '../deps';
+import { observeHasher } from '../hashing/observed';
 import { type AttemptTracker, createAttemptTracker } from '../rate-limit/lockout';
 import type { HashCosts } from './passwords';
 import { type AuthLookup, createAuthLookup } from './sessions';
@@ -20,6 +21,7 @@ export interface ServiceContext extends AppDeps {
 export function createServiceContext(deps: AppDeps): ServiceContext {
   return {
     ...deps,
+    hasher: observeHasher(deps.hasher, deps),
     authLookup: createAuthLookup(deps.db),
     attempts: createAttemptTracker(),
     hashCosts: { highest: deps.config.BCRYPT_COST },

@@ -61,7 +61,17 @@ const RECOVERY_CODE_INFO = 'hono-postgres-auth/recovery-codes/v1';
 
 type Ctx = Pick<
   ServiceContext,
-  'db' | 'access' | 'clock' | 'config' | 'hasher' | 'hashCosts' | 'rateLimits' | 'logger' | 'attempts' | 'mailQueued'
+  | 'db'
+  | 'access'
+  | 'clock'
+  | 'config'
+  | 'hasher'
+  | 'hashCosts'
+  | 'rateLimits'
+  | 'logger'
+  | 'attempts'
+  | 'mailQueued'
+  | 'metrics'
 >;
 
 export const hasSecondFactorMethod = (amr: readonly string[]): boolean =>

@@ -33,7 +33,17 @@ import { changeEmail, markEmailVerified, replacePassword, type User } from './us
 
 type Ctx = Pick<
   ServiceContext,
-  'db' | 'access' | 'clock' | 'config' | 'hasher' | 'rateLimits' | 'logger' | 'mailQueued' | 'attempts' | 'hashCosts'
+  | 'db'
+  | 'access'
+  | 'clock'
+  | 'config'
+  | 'hasher'
+  | 'rateLimits'
+  | 'logger'
+  | 'mailQueued'
+  | 'attempts'
+  | 'hashCosts'
+  | 'metrics'
 >;
 
 /**

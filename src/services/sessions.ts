@@ -14,6 +14,7 @@ import { refreshTokens, type Session, sessions, signingKeys, type User, users } 
 import type { Clock } from '../lib/clock';
 import { constantTimeEqual, randomToken, sha256 } from '../lib/crypto';
 import { UUID_PATTERN } from '../lib/ids';
+import type { Metrics } from '../lib/metrics';
 import { AppError } from '../lib/problems';
 import { type RequestMeta, throwIfAbandoned } from '../lib/request-meta';
 import { recordAudit } from './audit';
@@ -183,8 +184,10 @@ export async function rotateRefreshToken(
     clock,
     config,
     access,
+    metrics,
   }: SessionDeps & {
     access: AccessChanges;
+    metrics: Pick<Metrics, 'refreshReuse'>;
     config: Pick<Config, 'REFRESH_TOKEN_IDLE_DAYS' | 'REFRESH_REUSE_GRACE_SECONDS'>;
   },
   { presented, meta }: { presented: string; meta: RequestMeta },
@@ -231,7 +234,10 @@ export async function rotateRefreshToken(
     );
     return { refused: 'reused' };
   });
-  if ('refused' in rotation) throw invalidRefreshToken();
+  if ('refused' in rotation) {
+    if (rotation.refused === 'reused') metrics.refreshReuse();
+    throw invalidRefreshToken();
+  }
   return { user, session, refreshToken: rotation.refreshToken };
 }
 
