@@ -25,6 +25,7 @@ import {
 
 const REQUEST_LIMIT_MS = 5_000;
 const RUNS = Number(process.env.FUZZ_RUNS) || 300;
+const CONTROL_IN_PATH = /%(?:[01][0-9a-f]|7f)/i;
 const SEED = process.env.FUZZ_SEED ? Number(process.env.FUZZ_SEED) : undefined;
 const PROPERTY_TIMEOUT_MS = 60_000;
 const BODY_LIMIT_BYTES = 64 * 1024;
@@ -759,15 +760,18 @@ describe('fuzzing every endpoint', () => {
             if (type !== undefined) headers['Content-Type'] = type;
             if (requestId !== undefined) headers['X-Request-Id'] = requestId;
             if (accept !== undefined) headers.Accept = accept;
+            const path = concretePath(endpoint, id, session);
             const res = await sendAndCheck({
               method: endpoint.method,
-              path: concretePath(endpoint, id, session),
+              path,
               headers,
               body: endpoint.body ? body : undefined,
               auth: endpoint.auth,
             });
-            // No forged or garbled Authorization header ever authenticates (404: an empty path segment).
-            if (auth !== undefined && endpoint.auth !== 'none') expect([401, 404]).toContain(res.status);
+            // No forged or garbled Authorization header ever authenticates (404: an empty path segment; 400:
+            // a path with an encoded control character, which nginx refuses before any instance sees it).
+            const unauthenticated = CONTROL_IN_PATH.test(path) ? [400, 401, 404] : [401, 404];
+            if (auth !== undefined && endpoint.auth !== 'none') expect(unauthenticated).toContain(res.status);
           },
         ),
         RUNS * 2,
