@@ -305,8 +305,12 @@ export const ConfigSchema = ConfigFields.superRefine((config, ctx) => {
       message: `must be at least ${MIN_CLIENT_SECRET_BYTES} bytes (e.g. \`openssl rand -hex 24\`)`,
     });
   }
+  // Only what an operator set for passkeys is held to their rules: an http PUBLIC_URL (an internal service, a
+  // test rig on 127.0.0.1) must not keep a deployment that never uses passkeys from starting; there the
+  // browser refuses the ceremony instead.
   const { rpId, origins } = relyingParty(config);
-  for (const origin of origins) {
+  const chosen = config.WEBAUTHN_RP_ID !== undefined || config.WEBAUTHN_ORIGINS !== undefined;
+  for (const origin of chosen ? origins : []) {
     const problem = originProblem(origin, rpId);
     if (problem) ctx.addIssue({ code: 'custom', path: ['WEBAUTHN_ORIGINS'], message: problem });
   }

@@ -262,6 +262,16 @@ describe('passkey settings', () => {
     expect(config.WEBAUTHN_ORIGINS).toEqual(['https://example.com', 'https://app.example.com:8443']);
   });
 
+  test('an http PUBLIC_URL with no WEBAUTHN_* set starts: passkeys are held to their rules only when configured', () => {
+    for (const url of ['http://127.0.0.1:9000', 'http://auth.internal']) {
+      expect(parseConfig({ PUBLIC_URL: url }).config.WEBAUTHN_ORIGINS).toEqual([url]);
+    }
+    expect(
+      configError({ PUBLIC_URL: 'http://auth.internal', WEBAUTHN_RP_NAME: 'x', WEBAUTHN_RP_ID: 'auth.internal' })
+        .message,
+    ).toContain('WEBAUTHN_ORIGINS');
+  });
+
   test('refuse, in one line naming WEBAUTHN_ORIGINS, an origin outside the RP id', () => {
     const { message } = configError({ WEBAUTHN_RP_ID: 'example.com', WEBAUTHN_ORIGINS: 'https://evil-example.com' });
     expect(message.split('\n')).toHaveLength(1);
