@@ -98,15 +98,17 @@ async function runScenarios(t: Target, token: string): Promise<Results> {
     log(`${t.name}: ${SCENARIOS.find(([k]) => k === key)?.[1]}`);
     r[key] = await run();
   };
-  const load = (path: string, o: { conns: number; secs: number; token?: string; mode?: 'token' | 'register' }) =>
-    wrk(`${t.base}${path}`, { ...o, users });
+  const load = (
+    path: string,
+    o: { conns: number; secs: number; token?: string; mode?: 'token' | 'register'; forwarded?: boolean },
+  ) => wrk(`${t.base}${path}`, { ...o, users });
   await step('health', () => load('/health', { conns: 50, secs: seconds }));
   await step('me', () => load('/users/me', { conns: 50, secs: seconds, token }));
   await step('welcome', () => load('/welcome', { conns: 50, secs: seconds, token }));
-  await step('token', () => load('/token', { conns: 16, secs: hashSecs, mode: 'token' }));
+  await step('token', () => load('/token', { conns: 16, secs: hashSecs, mode: 'token', forwarded: true }));
   await waitIdle(t.pid);
   // The flood starts first and outlasts the reads by a second each side, so every read meets a full hash queue.
-  const flood = load('/token', { conns: 16, secs: seconds + 2, mode: 'token' });
+  const flood = load('/token', { conns: 16, secs: seconds + 2, mode: 'token', forwarded: true });
   await Bun.sleep(1000);
   await step('flood-me', () => load('/users/me', { conns: 50, secs: seconds, token }));
   r['flood-token'] = await flood;

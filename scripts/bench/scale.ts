@@ -99,7 +99,13 @@ async function usersFigures(t: Target, users: SeededUsers, token: string, second
   await waitIdle(t.pid);
   await waitForQuietMachine();
   log(`scale: ${users.count.toLocaleString('en-US')} users — logins, then GET /users/me`);
-  const login = await wrk(`${t.base}/token`, { conns: LOGIN_CONNECTIONS, secs: hashSecs, mode: 'token', users });
+  const login = await wrk(`${t.base}/token`, {
+    conns: LOGIN_CONNECTIONS,
+    secs: hashSecs,
+    mode: 'token',
+    forwarded: true,
+    users,
+  });
   await waitIdle(t.pid);
   const me = await wrk(`${t.base}/users/me`, { conns: CONNECTIONS, secs: seconds, token, users });
   return { users: users.count, login, me };
