@@ -314,14 +314,17 @@ export const ConfigSchema = ConfigFields.superRefine((config, ctx) => {
     const problem = originProblem(origin, rpId);
     if (problem) ctx.addIssue({ code: 'custom', path: ['WEBAUTHN_ORIGINS'], message: problem });
   }
-}).transform((config) => ({
-  ...config,
-  WEBAUTHN_RP_ID: relyingParty(config).rpId,
-  WEBAUTHN_ORIGINS: relyingParty(config).origins,
-  ACCESS_TOKEN_EXPIRE_MINUTES: config.ACCESS_TOKEN_EXPIRE_MINUTES ?? (config.JWT_ALGORITHM === 'HS256' ? 30 : 15),
-  JWT_ISSUER: config.JWT_ISSUER ?? config.PUBLIC_URL ?? DEFAULT_NAME,
-  MFA_REQUIRED_FOR_ADMINS: config.MFA_REQUIRED_FOR_ADMINS ?? config.NODE_ENV === 'production',
-}));
+}).transform((config) => {
+  const { rpId, origins } = relyingParty(config);
+  return {
+    ...config,
+    WEBAUTHN_RP_ID: rpId,
+    WEBAUTHN_ORIGINS: origins,
+    ACCESS_TOKEN_EXPIRE_MINUTES: config.ACCESS_TOKEN_EXPIRE_MINUTES ?? (config.JWT_ALGORITHM === 'HS256' ? 30 : 15),
+    JWT_ISSUER: config.JWT_ISSUER ?? config.PUBLIC_URL ?? DEFAULT_NAME,
+    MFA_REQUIRED_FOR_ADMINS: config.MFA_REQUIRED_FOR_ADMINS ?? config.NODE_ENV === 'production',
+  };
+});
 
 export type Config = z.output<typeof ConfigSchema> & { SECRET_KEY: string };
 
