@@ -479,6 +479,9 @@ export async function resetSecondFactorByEmail(
   return { email: user.email, ...(await resetSecondFactor(ctx, { userId: user.id, actorId: null, meta })) };
 }
 
+/** An mfa_token that can no longer be used: spent, or past its five minutes. */
+const endedChallenge = (now: Date) => or(isNotNull(mfaChallenges.spentAt), lte(mfaChallenges.expiresAt, now));
+
 /**
  * After a right password of a user with a second factor: a single-use `mfa_token` (256 bits; only its
  * SHA-256 is stored) for their user, their client address and client, for 5 minutes. The user's ended
@@ -491,11 +494,7 @@ export async function issueMfaChallenge(
   const token = randomToken();
   const now = clock.now();
   await db.transaction(async (tx) => {
-    await tx
-      .delete(mfaChallenges)
-      .where(
-        and(eq(mfaChallenges.userId, userId), or(isNotNull(mfaChallenges.spentAt), lte(mfaChallenges.expiresAt, now))),
-      );
+    await tx.delete(mfaChallenges).where(and(eq(mfaChallenges.userId, userId), endedChallenge(now)));
     await tx.insert(mfaChallenges).values({
       userId,
       tokenHash: await sha256(token),
@@ -511,10 +510,7 @@ export async function issueMfaChallenge(
 
 /** Deletes every spent or expired mfa_token (`cli prune`); returns how many. A new challenge drops its user's. */
 export async function deleteEndedMfaChallenges({ db, clock }: Pick<ServiceContext, 'db' | 'clock'>): Promise<number> {
-  const deleted = await db
-    .delete(mfaChallenges)
-    .where(or(isNotNull(mfaChallenges.spentAt), lte(mfaChallenges.expiresAt, clock.now())))
-    .returning({ id: mfaChallenges.id });
+  const deleted = await db.delete(mfaChallenges).where(endedChallenge(clock.now())).returning({ id: mfaChallenges.id });
   return deleted.length;
 }
 
