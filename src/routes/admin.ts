@@ -1,7 +1,7 @@
 import { createRoute, z } from '@hono/zod-openapi';
 import { requireAuth, requireRole, requireStepUp } from '../middleware/auth';
 import { AuditEventsPublicSchema, AuditQuerySchema, toAuditEventPublic } from '../schemas/audit';
-import { BEARER_SECURITY, NO_STORE } from '../schemas/common';
+import { BEARER_SECURITY, jsonBody, NO_STORE } from '../schemas/common';
 import { BAD_BODY, problemResponses, STEP_UP, UNAUTHENTICATED, UNAVAILABLE } from '../schemas/problem';
 import {
   AdminBootstrapSchema,
@@ -78,7 +78,7 @@ export const updateUserRoute = createRoute({
   security: BEARER_SECURITY,
   request: {
     params: UserIdParamSchema,
-    body: { required: true, content: { 'application/json': { schema: UserUpdateSchema } } },
+    body: jsonBody(UserUpdateSchema),
   },
   responses: {
     200: { description: 'The updated user', content: { 'application/json': { schema: UserPublicSchema } } },
@@ -147,7 +147,7 @@ export const bootstrapAdminRoute = createRoute({
     'writes a single-use token to `admin-bootstrap.json` in `PGLITE_DIR`, readable by its own user only. ' +
     '`bun run cli create-admin` uses it while the service runs; this endpoint is what it calls. The token is ' +
     'spent by the first admin it creates. On PostgreSQL, `bun run cli create-admin` works directly.',
-  request: { body: { required: true, content: { 'application/json': { schema: AdminBootstrapSchema } } } },
+  request: { body: jsonBody(AdminBootstrapSchema) },
   responses: {
     201: { description: 'The new admin', content: { 'application/json': { schema: UserPublicSchema } } },
     ...problemResponses(...BAD_BODY, 'invalid-bootstrap-token', 'admin-exists', 'email-taken', ...UNAVAILABLE),

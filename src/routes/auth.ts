@@ -1,7 +1,7 @@
 import { createRoute } from '@hono/zod-openapi';
 import { requireAuthToEnrol } from '../middleware/auth';
 import { limitByClientIp } from '../middleware/rate-limit';
-import { BEARER_SECURITY, NO_STORE } from '../schemas/common';
+import { BEARER_SECURITY, jsonBody, NO_STORE } from '../schemas/common';
 import { BAD_BODY, problemResponses, UNAUTHENTICATED_ENROLLING, UNAVAILABLE } from '../schemas/problem';
 import { LogoutQuerySchema } from '../schemas/session';
 import { NEW_USER_EXAMPLE, toUserPublic, UserPublicSchema, UserRegisterSchema } from '../schemas/user';
@@ -18,7 +18,7 @@ export const registerRoute = createRoute({
   description:
     'Registers a user with role `user` (a `role` in the body is ignored). The email is trimmed and lower-cased.',
   middleware: [limitByClientIp('registerPerIp')] as const,
-  request: { body: { required: true, content: { 'application/json': { schema: UserRegisterSchema } } } },
+  request: { body: jsonBody(UserRegisterSchema) },
   responses: {
     201: {
       description: 'The new user',

@@ -2,7 +2,7 @@
 import { createRoute } from '@hono/zod-openapi';
 import { requireAuth, requireAuthToEnrol, requireStepUp } from '../middleware/auth';
 import { limitByClientIp } from '../middleware/rate-limit';
-import { BEARER_SECURITY, NO_STORE } from '../schemas/common';
+import { BEARER_SECURITY, jsonBody, NO_STORE } from '../schemas/common';
 import {
   MfaSummarySchema,
   RecoveryCodesSchema,
@@ -29,7 +29,6 @@ import {
 } from '../services/mfa';
 import { createRouter } from './router';
 
-const json = <S>(schema: S) => ({ required: true, content: { 'application/json': { schema } } });
 // Each of these checks a password or a code like a login: the same per-address request limit as POST /token.
 const LIMITED = limitByClientIp('loginPerIp');
 const ATTEMPT_PROBLEMS = ['rate-limited', 'overloaded', ...UNAVAILABLE] as const;
@@ -75,7 +74,7 @@ export const enrolTotpRoute = createRoute({
     'TOTP is enabled already.',
   middleware: [requireAuthToEnrol, LIMITED] as const,
   security: BEARER_SECURITY,
-  request: { body: json(TotpEnrolSchema) },
+  request: { body: jsonBody(TotpEnrolSchema) },
   responses: {
     200: { description: 'The pending secret', content: { 'application/json': { schema: TotpEnrolmentSchema } } },
     ...problemResponses(
@@ -100,7 +99,7 @@ export const confirmTotpRoute = createRoute({
     'with a code to get one that carries `otp`. A wrong code is a 400 and counts toward the lockout.',
   middleware: [requireAuthToEnrol, LIMITED] as const,
   security: BEARER_SECURITY,
-  request: { body: json(TotpConfirmSchema) },
+  request: { body: jsonBody(TotpConfirmSchema) },
   responses: {
     200: {
       description: 'Enabled; the recovery codes',
@@ -128,7 +127,7 @@ export const disableTotpRoute = createRoute({
     'codes go with it.',
   middleware: [requireAuth, requireStepUp, LIMITED] as const,
   security: BEARER_SECURITY,
-  request: { body: json(SecondFactorProofSchema) },
+  request: { body: jsonBody(SecondFactorProofSchema) },
   responses: {
     204: { description: 'Disabled' },
     ...problemResponses(...PROOF_PROBLEMS),
@@ -146,7 +145,7 @@ export const regenerateRecoveryCodesRoute = createRoute({
     'token of a login with the second factor, like disabling TOTP.',
   middleware: [requireAuth, requireStepUp, LIMITED] as const,
   security: BEARER_SECURITY,
-  request: { body: json(SecondFactorProofSchema) },
+  request: { body: jsonBody(SecondFactorProofSchema) },
   responses: {
     200: { description: 'The new recovery codes', content: { 'application/json': { schema: RecoveryCodesSchema } } },
     ...problemResponses(...PROOF_PROBLEMS),

@@ -6,7 +6,7 @@
 import { createRoute } from '@hono/zod-openapi';
 import { requireAuth, requireAuthToEnrol, requireStepUp } from '../middleware/auth';
 import { limitByClientIp } from '../middleware/rate-limit';
-import { BEARER_SECURITY, NO_STORE } from '../schemas/common';
+import { BEARER_SECURITY, jsonBody, NO_STORE } from '../schemas/common';
 import {
   BAD_BODY,
   problemResponses,
@@ -67,7 +67,7 @@ export const registrationVerifyRoute = createRoute({
     'a passkey registered already.',
   middleware: [requireAuthToEnrol, requireStepUp] as const,
   security: BEARER_SECURITY,
-  request: { body: { required: true, content: { 'application/json': { schema: RegistrationResponseSchema } } } },
+  request: { body: jsonBody(RegistrationResponseSchema) },
   responses: {
     201: { description: 'Registered', content: { 'application/json': { schema: PasskeyCreatedSchema } } },
     ...problemResponses(...BAD_BODY, 'passkey-rejected', ...UNAUTHENTICATED_ENROLLING, ...STEP_UP, ...UNAVAILABLE),
@@ -105,7 +105,7 @@ export const loginVerifyRoute = createRoute({
     'sign counter that did not increase (audited as `passkey_counter_rollback`: the key may have been copied). ' +
     'Rate limited like `POST /token`.',
   middleware: [limitByClientIp('loginPerIp')] as const,
-  request: { body: { required: true, content: { 'application/json': { schema: AuthenticationResponseSchema } } } },
+  request: { body: jsonBody(AuthenticationResponseSchema) },
   responses: {
     200: { description: 'A token pair', content: { 'application/json': { schema: TokenSchema } } },
     ...problemResponses(

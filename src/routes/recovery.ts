@@ -2,7 +2,7 @@ import { createRoute } from '@hono/zod-openapi';
 import { AppError } from '../lib/problems';
 import { optionalAuth, requireAuth, requireStepUp } from '../middleware/auth';
 import { limitByClientIp } from '../middleware/rate-limit';
-import { BEARER_SECURITY, NO_STORE } from '../schemas/common';
+import { BEARER_SECURITY, jsonBody, NO_STORE } from '../schemas/common';
 import { BAD_BODY, problemResponses, STEP_UP, UNAUTHENTICATED, UNAVAILABLE } from '../schemas/problem';
 import {
   AcceptedSchema,
@@ -21,7 +21,6 @@ import {
 } from '../services/recovery';
 import { createRouter } from './router';
 
-const json = <S>(schema: S) => ({ required: true, content: { 'application/json': { schema } } });
 const accepted = (description: string) => ({
   description,
   content: { 'application/json': { schema: AcceptedSchema } },
@@ -43,7 +42,7 @@ export const forgotPasswordRoute = createRoute({
     'whether the address has an account. The link works once, for `PASSWORD_RESET_EXPIRE_MINUTES` (30). ' +
     'Limited to 3 an hour per address, and `RATE_LIMIT_RECOVERY_PER_IP` an hour per client IP.',
   middleware: [limitByClientIp('recoveryPerIp')] as const,
-  request: { body: json(PasswordForgotSchema) },
+  request: { body: jsonBody(PasswordForgotSchema) },
   responses: {
     202: accepted('Accepted; a link goes out if the address has an enabled account'),
     ...problemResponses(...BAD_BODY, 'rate-limited', ...UNAVAILABLE),
@@ -59,7 +58,7 @@ export const resetPasswordRoute = createRoute({
   description:
     'Spends the token, sets the password and ends every session of the account (on every instance); a ' +
     '"your password was changed" notice is mailed. An unknown, expired or used token is one answer: 400.',
-  request: { body: json(PasswordResetSchema) },
+  request: { body: jsonBody(PasswordResetSchema) },
   responses: {
     204: { description: 'The password is changed; log in with it' },
     ...problemResponses(...BAD_BODY, 'invalid-token', ...UNAVAILABLE),
@@ -75,7 +74,7 @@ export const verifyEmailRoute = createRoute({
   description:
     'A verification link marks the address verified (`email_verified`); an address-change link moves the ' +
     'account to the new address, or answers 409 when another account has it by now.',
-  request: { body: json(EmailVerifySchema) },
+  request: { body: jsonBody(EmailVerifySchema) },
   responses: {
     204: { description: 'Verified (or moved)' },
     ...problemResponses(...BAD_BODY, 'invalid-token', 'email-taken', ...UNAVAILABLE),
@@ -114,7 +113,7 @@ export const changeEmailRoute = createRoute({
     'of a login with it (else 401 `insufficient-user-authentication`, RFC 9470).',
   middleware: [requireAuth, requireStepUp] as const,
   security: BEARER_SECURITY,
-  request: { body: json(EmailChangeSchema) },
+  request: { body: jsonBody(EmailChangeSchema) },
   responses: {
     202: accepted('Accepted; confirm with the link mailed to the new address'),
     ...problemResponses(...BAD_BODY, 'wrong-password', 'rate-limited', ...UNAUTHENTICATED, ...STEP_UP, ...UNAVAILABLE),

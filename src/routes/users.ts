@@ -1,7 +1,7 @@
 import { createRoute } from '@hono/zod-openapi';
 import { requireAuth, requireAuthToEnrol, requireStepUp } from '../middleware/auth';
 import { limitByClientIp } from '../middleware/rate-limit';
-import { BEARER_SECURITY, NO_STORE } from '../schemas/common';
+import { BEARER_SECURITY, jsonBody, NO_STORE } from '../schemas/common';
 import {
   BAD_BODY,
   problemResponses,
@@ -58,7 +58,7 @@ export const changePasswordRoute = createRoute({
     'of a login with it (else 401 `insufficient-user-authentication`, RFC 9470).',
   middleware: [requireAuth, requireStepUp, limitByClientIp('loginPerIp')] as const,
   security: BEARER_SECURITY,
-  request: { body: { required: true, content: { 'application/json': { schema: PasswordChangeSchema } } } },
+  request: { body: jsonBody(PasswordChangeSchema) },
   responses: {
     204: { description: 'Changed; log in again' },
     ...problemResponses(
