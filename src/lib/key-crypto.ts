@@ -67,14 +67,29 @@ const SEALED_PREFIX = 'v1';
 const IV_BYTES = 12; // AES-GCM's standard nonce (NIST SP 800-38D §8.2)
 
 /** The AES-256-GCM key that encrypts private keys at rest, derived from SECRET_KEY (never stored). */
-export async function deriveKeyEncryptionKey(secret: string, info = KEY_ENCRYPTION_INFO): Promise<CryptoKey> {
+export function deriveKeyEncryptionKey(secret: string, info = KEY_ENCRYPTION_INFO): Promise<CryptoKey> {
+  return deriveFromSecret(secret, info, { name: 'AES-GCM', length: 256 }, ['encrypt', 'decrypt']);
+}
+
+/** An HMAC-SHA-256 key derived from SECRET_KEY for one purpose (`info`), as the encryption keys are. */
+export function deriveHmacKey(secret: string, info: string): Promise<CryptoKey> {
+  return deriveFromSecret(secret, info, { name: 'HMAC', hash: 'SHA-256', length: 256 }, ['sign']);
+}
+
+/** HKDF-SHA256 (RFC 5869) of the secret, bound to `info`, so keys for one purpose never open another's data. */
+async function deriveFromSecret(
+  secret: string,
+  info: string,
+  algorithm: Parameters<typeof crypto.subtle.deriveKey>[2],
+  usages: Parameters<typeof crypto.subtle.deriveKey>[4],
+): Promise<CryptoKey> {
   const material = await crypto.subtle.importKey('raw', encoder.encode(secret), 'HKDF', false, ['deriveKey']);
   return crypto.subtle.deriveKey(
     { name: 'HKDF', hash: 'SHA-256', salt: new Uint8Array(32), info: encoder.encode(info) },
     material,
-    { name: 'AES-GCM', length: 256 },
+    algorithm,
     false,
-    ['encrypt', 'decrypt'],
+    usages,
   );
 }
 

@@ -26,7 +26,7 @@ import {
 } from '../db/schema';
 import { base64url, randomToken, sha256 } from '../lib/crypto';
 import { clientKey } from '../lib/ip';
-import { deriveKeyEncryptionKey, seal, unseal } from '../lib/key-crypto';
+import { deriveHmacKey, deriveKeyEncryptionKey, seal, unseal } from '../lib/key-crypto';
 import { AppError } from '../lib/problems';
 import { type RequestMeta, throwIfAbandoned } from '../lib/request-meta';
 import { matchTotp, randomTotpSecret, toBase32, totpUri } from '../lib/totp';
@@ -176,19 +176,7 @@ async function openTotpSecret(config: Pick<Config, 'SECRET_KEY'>, factor: { user
  * guesses are limited like passwords. It also lets the lookup be an index probe on (user, hash).
  */
 const recoveryKey = (config: Pick<Config, 'SECRET_KEY'>) =>
-  memo(`${RECOVERY_CODE_INFO}\0${config.SECRET_KEY}`, async () => {
-    const encoder = new TextEncoder();
-    const material = await crypto.subtle.importKey('raw', encoder.encode(config.SECRET_KEY), 'HKDF', false, [
-      'deriveKey',
-    ]);
-    return crypto.subtle.deriveKey(
-      { name: 'HKDF', hash: 'SHA-256', salt: new Uint8Array(32), info: encoder.encode(RECOVERY_CODE_INFO) },
-      material,
-      { name: 'HMAC', hash: 'SHA-256', length: 256 },
-      false,
-      ['sign'],
-    );
-  });
+  memo(`${RECOVERY_CODE_INFO}\0${config.SECRET_KEY}`, () => deriveHmacKey(config.SECRET_KEY, RECOVERY_CODE_INFO));
 
 /** Lower case, without the hyphen and spaces people copy with it. */
 const normalizeRecoveryCode = (code: string) => code.toLowerCase().replace(/[\s-]/g, '');
