@@ -113,7 +113,7 @@ async function runScenarios(t: Target, token: string): Promise<Results> {
   await step('flood-me', () => load('/users/me', { conns: 50, secs: seconds, token }));
   r['flood-token'] = await flood;
   await waitIdle(t.pid);
-  await step('register', () => load('/register', { conns: 8, secs: hashSecs, mode: 'register' }));
+  await step('register', () => load('/register', { conns: 8, secs: hashSecs, mode: 'register', forwarded: true }));
   await waitIdle(t.pid);
   return r;
 }
